@@ -1,0 +1,80 @@
+//! Every way a request can be refused, and the one table mapping each to its status code.
+
+/// A request the server refuses. `status()` is the only place that maps errors to codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// Syntax error in the request line or a header line (httparse refused it).
+    MalformedHead,
+    /// A CR not followed by LF, or an LF not preceded by CR, in the head.
+    BareCrOrLf,
+    /// A header line starting with whitespace (obsolete line folding).
+    ObsoleteFold,
+    /// Whitespace between a header name and its colon, or an invalid name character.
+    InvalidHeaderName,
+    /// A control character (NUL, ...) in a header value.
+    InvalidHeaderValue,
+    /// The request target is not origin-form, absolute-form, or `*` for OPTIONS.
+    InvalidTarget,
+    /// HTTP/1.1 without a Host header, or several Host headers.
+    BadHost,
+    /// Both Content-Length and Transfer-Encoding.
+    LengthAndTransferEncoding,
+    /// A Content-Length that is not a non-negative decimal number, or overflows u64.
+    InvalidContentLength,
+    /// Several Content-Length values that differ.
+    ConflictingContentLength,
+    /// A Transfer-Encoding whose final coding is not `chunked`, or repeated `chunked`.
+    BadTransferEncoding,
+    /// A Transfer-Encoding with codings we do not implement before a final `chunked`.
+    UnsupportedTransferEncoding,
+    /// A chunk size that is not hex, is empty, or overflows.
+    BadChunkSize,
+    /// A malformed chunk extension, or a missing CRLF after chunk data.
+    BadChunkFraming,
+    /// Chunk extensions or trailers beyond their size limit.
+    ChunkMetadataTooLarge,
+    /// A protocol version other than HTTP/1.0 and HTTP/1.1.
+    UnsupportedVersion,
+    /// An Expect header other than `100-continue`.
+    UnsupportedExpectation,
+    /// The request line is longer than the limit.
+    RequestLineTooLong,
+    /// Too many header fields, one field too large, or the whole head too large.
+    HeadersTooLarge,
+    /// The body is larger than the limit.
+    BodyTooLarge,
+}
+
+impl HttpError {
+    /// The status code and reason phrase this error is answered with.
+    pub fn status(self) -> (u16, &'static str) {
+        use HttpError::*;
+        match self {
+            MalformedHead
+            | BareCrOrLf
+            | ObsoleteFold
+            | InvalidHeaderName
+            | InvalidHeaderValue
+            | InvalidTarget
+            | BadHost
+            | LengthAndTransferEncoding
+            | InvalidContentLength
+            | ConflictingContentLength
+            | BadTransferEncoding
+            | BadChunkSize
+            | BadChunkFraming
+            | ChunkMetadataTooLarge => (400, "Bad Request"),
+            UnsupportedExpectation => (417, "Expectation Failed"),
+            BodyTooLarge => (413, "Content Too Large"),
+            RequestLineTooLong => (414, "URI Too Long"),
+            HeadersTooLarge => (431, "Request Header Fields Too Large"),
+            UnsupportedTransferEncoding => (501, "Not Implemented"),
+            UnsupportedVersion => (505, "HTTP Version Not Supported"),
+        }
+    }
+
+    /// A short human explanation, used in the response body and the log.
+    pub fn describe(self) -> &'static str {
+        todo!()
+    }
+}

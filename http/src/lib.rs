@@ -1,0 +1,16 @@
+//! evserver's HTTP/1.1 codec: parsing and writing on plain bytes, no I/O, no Python.
+//!
+//! Parsing answers complete / need more / a typed [`HttpError`]; the connection layer owns
+//! buffers, limits and end of file.
+
+pub mod chunked;
+pub mod date;
+pub mod error;
+pub mod percent;
+pub mod request;
+pub mod response;
+
+pub use chunked::{ChunkedDecoder, Decoded};
+pub use date::DateCache;
+pub use error::HttpError;
+pub use request::{parse_head, BodyFraming, Head, Limits, Parsed, Span, Version};

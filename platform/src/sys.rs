@@ -1,0 +1,60 @@
+//! Thin, safe wrappers over the few plain syscalls the server needs beside the event loop.
+
+use std::io;
+use std::os::fd::RawFd;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Shuts down the writing half of a socket (sends FIN once queued data is out).
+pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown takes a plain fd and flag; an invalid fd gives EBADF, not UB.
+    cvt(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
+}
+
+/// Closes `fd`, ignoring errors (there is nothing useful to do about them).
+pub fn close(fd: RawFd) {
+    // SAFETY: closing a plain fd number; the caller owns it.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Sends up to `count` bytes of file `in_fd` from `*offset` to socket `out_fd` without copying
+/// through user space, advancing `*offset`. `Ok(0)` means end of file.
+#[cfg(target_os = "linux")]
+pub fn sendfile(out_fd: RawFd, in_fd: RawFd, offset: &mut i64, count: usize) -> io::Result<usize> {
+    let mut off: libc::off_t = *offset as libc::off_t;
+    // SAFETY: `off` is a valid, exclusively borrowed off_t for the call's duration.
+    let n = unsafe { libc::sendfile(out_fd, in_fd, &mut off, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *offset = off as i64;
+    Ok(n as usize)
+}
+
+/// Sends up to `count` bytes of file `in_fd` from `*offset` to socket `out_fd` without copying
+/// through user space, advancing `*offset`. `Ok(0)` means end of file.
+#[cfg(target_os = "macos")]
+pub fn sendfile(out_fd: RawFd, in_fd: RawFd, offset: &mut i64, count: usize) -> io::Result<usize> {
+    let mut len: libc::off_t = count as libc::off_t;
+    // SAFETY: `len` is a valid, exclusively borrowed off_t; no header/trailer vector is passed.
+    let ret = unsafe {
+        libc::sendfile(in_fd, out_fd, *offset as libc::off_t, &mut len, std::ptr::null_mut(), 0)
+    };
+    *offset += len as i64;
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        if len > 0 && err.kind() == io::ErrorKind::WouldBlock {
+            return Ok(len as usize);
+        }
+        return Err(err);
+    }
+    Ok(len as usize)
+}
