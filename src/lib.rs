@@ -1,7 +1,42 @@
-//! evserver's engine: the `evserver._evserver` extension module.
+//! evserver's engine, the `evserver._evserver` extension module: the command line, the event
+//! loop and the WSGI layer.
+
 use pyo3::prelude::*;
 
+mod body;
+mod cli;
+mod conn;
+mod listen;
+mod outq;
+mod pylog;
+mod response;
+mod serve;
+mod worker;
+mod wsgi;
+
+/// Runs the `evserver` command with `argv` (including the program name); returns the exit
+/// status.
+#[pyfunction]
+fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    serve::main(py, argv)
+}
+
+/// The CLI reference, as `evserver --help` prints it.
+#[pyfunction]
+fn cli_help() -> String {
+    use clap::CommandFactory;
+    cli::Cli::command().render_long_help().to_string()
+}
+
 #[pymodule]
-fn _evserver(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn _evserver(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(main, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_help, m)?)?;
+    m.add_class::<wsgi::file_wrapper::FileWrapper>()?;
+    m.add_class::<wsgi::input::Input>()?;
+    m.add_class::<wsgi::start_response::StartResponse>()?;
+    m.add_class::<wsgi::fdevent::FdeventWait>()?;
+    m.add_class::<wsgi::fdevent::TimeoutFlag>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,26 +1,126 @@
 //! A cached IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for the Date header, rebuilt once a second.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Length of an IMF-fixdate.
+pub const DATE_LEN: usize = 29;
+
 /// Holds the current Date header value.
 pub struct DateCache {
-    _private: (),
+    second: u64,
+    value: [u8; DATE_LEN],
 }
 
 impl DateCache {
     pub fn new() -> DateCache {
-        todo!()
+        let second = now();
+        DateCache {
+            second,
+            value: imf_fixdate(second),
+        }
     }
     /// Rebuilds the value if the second changed since the last call. Call once per loop turn.
     pub fn refresh(&mut self) {
-        todo!()
+        let second = now();
+        if second != self.second {
+            self.second = second;
+            self.value = imf_fixdate(second);
+        }
     }
     /// The 29-byte IMF-fixdate.
     pub fn get(&self) -> &[u8] {
-        todo!()
+        &self.value
     }
 }
 
 impl Default for DateCache {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Formats `secs` since the Unix epoch as an IMF-fixdate (RFC 9110 §5.6.7).
+pub fn imf_fixdate(secs: u64) -> [u8; DATE_LEN] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = secs / 86_400;
+    let in_day = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[0..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    two_digits(&mut out[5..7], day);
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    two_digits(&mut out[12..14], year / 100 % 100);
+    two_digits(&mut out[14..16], year % 100);
+    two_digits(&mut out[17..19], in_day / 3600);
+    two_digits(&mut out[20..22], in_day / 60 % 60);
+    two_digits(&mut out[23..25], in_day % 60);
+    out
+}
+
+fn two_digits(out: &mut [u8], n: u64) {
+    out[0] = b'0' + (n / 10 % 10) as u8;
+    out[1] = b'0' + (n % 10) as u8;
+}
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01, after Howard Hinnant's
+/// `civil_from_days`, restricted to dates from 1970 on.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(secs: u64) -> String {
+        String::from_utf8(imf_fixdate(secs).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn formats_known_timestamps() {
+        assert_eq!(text(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(text(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(text(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(text(1_234_567_890), "Fri, 13 Feb 2009 23:31:30 GMT");
+        assert_eq!(text(1_709_164_800), "Thu, 29 Feb 2024 00:00:00 GMT");
+        assert_eq!(text(1_735_689_599), "Tue, 31 Dec 2024 23:59:59 GMT");
+        assert_eq!(text(4_102_444_800), "Fri, 01 Jan 2100 00:00:00 GMT");
+        assert_eq!(text(4_107_542_400), "Mon, 01 Mar 2100 00:00:00 GMT");
+    }
+
+    #[test]
+    fn day_boundaries_roll_over() {
+        assert_eq!(text(86_399), "Thu, 01 Jan 1970 23:59:59 GMT");
+        assert_eq!(text(86_400), "Fri, 02 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn cache_holds_a_current_date() {
+        let mut cache = DateCache::new();
+        cache.refresh();
+        let value = cache.get();
+        assert_eq!(value.len(), DATE_LEN);
+        assert!(value.ends_with(b" GMT"));
+        assert_eq!(value, imf_fixdate(cache.second));
     }
 }

@@ -75,6 +75,88 @@ impl HttpError {
 
     /// A short human explanation, used in the response body and the log.
     pub fn describe(self) -> &'static str {
-        todo!()
+        use HttpError::*;
+        match self {
+            MalformedHead => "the request line or a header line is malformed",
+            BareCrOrLf => "a line in the request head does not end with CRLF",
+            ObsoleteFold => "a header line starts with whitespace (obsolete line folding)",
+            InvalidHeaderName => "a header name is not a token or is followed by whitespace",
+            InvalidHeaderValue => "a header value contains a control character",
+            InvalidTarget => "the request target is not a path, an http URL, or * for OPTIONS",
+            BadHost => "the Host header is missing, repeated or malformed",
+            LengthAndTransferEncoding => "both Content-Length and Transfer-Encoding were sent",
+            InvalidContentLength => "the Content-Length is not a decimal number",
+            ConflictingContentLength => "several differing Content-Length values were sent",
+            BadTransferEncoding => "the Transfer-Encoding does not end with a single chunked",
+            UnsupportedTransferEncoding => "only the chunked transfer coding is supported",
+            BadChunkSize => "a chunk size is not a valid hexadecimal number",
+            BadChunkFraming => "the chunked body is malformed",
+            ChunkMetadataTooLarge => "chunk extensions or trailers are too large",
+            UnsupportedVersion => "only HTTP/1.0 and HTTP/1.1 are supported",
+            UnsupportedExpectation => "only the 100-continue expectation is supported",
+            RequestLineTooLong => "the request line is too long",
+            HeadersTooLarge => "the request head has too many or too large header fields",
+            BodyTooLarge => "the request body is too large",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpError::{self, *};
+
+    const ALL: [HttpError; 20] = [
+        MalformedHead,
+        BareCrOrLf,
+        ObsoleteFold,
+        InvalidHeaderName,
+        InvalidHeaderValue,
+        InvalidTarget,
+        BadHost,
+        LengthAndTransferEncoding,
+        InvalidContentLength,
+        ConflictingContentLength,
+        BadTransferEncoding,
+        UnsupportedTransferEncoding,
+        BadChunkSize,
+        BadChunkFraming,
+        ChunkMetadataTooLarge,
+        UnsupportedVersion,
+        UnsupportedExpectation,
+        RequestLineTooLong,
+        HeadersTooLarge,
+        BodyTooLarge,
+    ];
+
+    #[test]
+    fn every_error_maps_to_a_client_or_server_error_status() {
+        for e in ALL {
+            let (code, reason) = e.status();
+            assert!((400..=505).contains(&code), "{e:?}");
+            assert!(!reason.is_empty());
+            assert!(!e.describe().is_empty());
+        }
+    }
+
+    #[test]
+    fn smuggling_errors_answer_400() {
+        for e in [
+            LengthAndTransferEncoding,
+            ConflictingContentLength,
+            BadTransferEncoding,
+            BareCrOrLf,
+        ] {
+            assert_eq!(e.status().0, 400);
+        }
+    }
+
+    #[test]
+    fn limits_answer_their_own_codes() {
+        assert_eq!(RequestLineTooLong.status().0, 414);
+        assert_eq!(HeadersTooLarge.status().0, 431);
+        assert_eq!(BodyTooLarge.status().0, 413);
+        assert_eq!(UnsupportedTransferEncoding.status().0, 501);
+        assert_eq!(UnsupportedVersion.status().0, 505);
+        assert_eq!(UnsupportedExpectation.status().0, 417);
     }
 }

@@ -10,6 +10,11 @@ pub mod percent;
 pub mod request;
 pub mod response;
 
+mod fields;
+mod scan;
+mod target;
+mod token;
+
 pub use chunked::{ChunkedDecoder, Decoded};
 pub use date::DateCache;
 pub use error::HttpError;

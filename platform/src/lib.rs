@@ -99,6 +99,18 @@ impl Default for Config {
 /// is the errno name to simulate (`EPERM`, `ENOSYS`, ...). Used by tests of the fallback.
 pub const SIMULATE_REFUSAL_ENV: &str = "EVSERVER_SIMULATE_IO_URING_REFUSAL";
 
+/// One line saying why io_uring could not be set up, for the startup log.
+pub fn describe_io_uring_refusal(e: &io::Error) -> String {
+    #[cfg(target_os = "linux")]
+    {
+        uring::describe_refusal(e)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        format!("io_uring exists only on Linux ({e})")
+    }
+}
+
 /// The event-loop driver: one per worker thread, never shared between processes.
 pub struct Driver {
     inner: Inner,
@@ -131,6 +143,7 @@ pub struct Selected {
 impl Driver {
     /// Creates the driver. `Choice::IoUring` fails when io_uring cannot be set up;
     /// `Choice::Auto` falls back to the poll backend and says why.
+    #[allow(clippy::new_ret_no_self)] // TODO: rename to `select` once callers move
     pub fn new(choice: Choice, config: &Config) -> io::Result<Selected> {
         match choice {
             Choice::Poll => Ok(Selected {
@@ -153,34 +166,28 @@ impl Driver {
             )),
             Choice::Auto => {
                 #[cfg(target_os = "linux")]
-                {
-                    match uring::Uring::new(config) {
-                        Ok(u) => {
-                            return Ok(Selected {
-                                driver: Driver {
-                                    inner: Inner::Uring(u),
-                                },
-                                fallback_reason: None,
-                            })
-                        }
-                        Err(e) => {
-                            let reason = uring::describe_refusal(&e);
-                            return Ok(Selected {
-                                driver: Driver {
-                                    inner: Inner::Poll(poll::Poll::new(config)?),
-                                },
-                                fallback_reason: Some(reason),
-                            });
-                        }
-                    }
-                }
+                let selected = match uring::Uring::new(config) {
+                    Ok(u) => Selected {
+                        driver: Driver {
+                            inner: Inner::Uring(u),
+                        },
+                        fallback_reason: None,
+                    },
+                    Err(e) => Selected {
+                        driver: Driver {
+                            inner: Inner::Poll(poll::Poll::new(config)?),
+                        },
+                        fallback_reason: Some(uring::describe_refusal(&e)),
+                    },
+                };
                 #[cfg(not(target_os = "linux"))]
-                Ok(Selected {
+                let selected = Selected {
                     driver: Driver {
                         inner: Inner::Poll(poll::Poll::new(config)?),
                     },
                     fallback_reason: None,
-                })
+                };
+                Ok(selected)
             }
         }
     }
@@ -238,7 +245,13 @@ impl Driver {
     /// `timeout` passes. Result: the ready event mask (> 0, POLLIN/POLLOUT/POLLERR/POLLHUP
     /// bits), `-ETIME` when the timeout fired, `-ECANCELED` when cancelled. A regular file is
     /// ready at once. Several waits on the same fd at once are allowed and all wake.
-    pub fn poll_fd(&mut self, fd: RawFd, interest: Interest, timeout: Option<Duration>, token: Token) {
+    pub fn poll_fd(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        timeout: Option<Duration>,
+        token: Token,
+    ) {
         dispatch!(self, b => b.poll_fd(fd, interest, timeout, token))
     }
 

@@ -1,0 +1,200 @@
+//! Listen addresses (`HOST:PORT`, `[IPV6]:PORT`, `unix:PATH`): parsing and socket creation.
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+
+/// Where to listen, as the user wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// A listen address the user wrote that cannot be used.
+#[derive(Debug)]
+pub struct AddressError(pub String);
+
+impl fmt::Display for AddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses `HOST:PORT`, `[IPV6]:PORT`, `:PORT` (all IPv4 interfaces) or `unix:PATH`.
+pub fn parse_address(text: &str) -> Result<Address, AddressError> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(AddressError(format!("'{text}': empty unix socket path")));
+        }
+        return Ok(Address::Unix(PathBuf::from(path)));
+    }
+    let with_host = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_string()
+    };
+    if let Ok(addr) = with_host.parse::<SocketAddr>() {
+        return Ok(Address::Tcp(addr));
+    }
+    let Some((host, port)) = with_host.rsplit_once(':') else {
+        return Err(AddressError(format!(
+            "'{text}': expected HOST:PORT, [IPV6]:PORT or unix:PATH"
+        )));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| AddressError(format!("'{text}': '{port}' is not a port number")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .map(Address::Tcp)
+            .ok_or_else(|| AddressError(format!("'{text}': host '{host}' has no address"))),
+        Err(e) => Err(AddressError(format!(
+            "'{text}': cannot resolve '{host}': {e}"
+        ))),
+    }
+}
+
+/// A bound, listening, non-blocking socket and what to tell users and apps about it.
+pub struct Listener {
+    pub socket: Socket,
+    pub address: Address,
+}
+
+impl Listener {
+    /// Binds and listens. TCP listeners get SO_REUSEADDR and TCP_NODELAY (inherited by
+    /// accepted sockets on Linux); an existing unix socket file is replaced only if nothing
+    /// listens on it.
+    pub fn bind(address: &Address, backlog: i32) -> io::Result<Listener> {
+        let socket = match address {
+            Address::Tcp(addr) => {
+                let socket = Socket::new(
+                    Domain::for_address(*addr),
+                    Type::STREAM,
+                    Some(Protocol::TCP),
+                )?;
+                socket.set_reuse_address(true)?;
+                if addr.is_ipv6() {
+                    socket.set_only_v6(true)?;
+                }
+                socket.set_tcp_nodelay(true)?;
+                socket.bind(&SockAddr::from(*addr))?;
+                socket
+            }
+            Address::Unix(path) => {
+                remove_stale_unix_socket(path)?;
+                let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                socket.bind(&SockAddr::unix(path)?)?;
+                socket
+            }
+        };
+        socket.listen(backlog)?;
+        socket.set_nonblocking(true)?;
+        socket.set_cloexec(true)?;
+        let address = match address {
+            Address::Tcp(_) => match socket.local_addr()?.as_socket() {
+                Some(actual) => Address::Tcp(actual),
+                None => address.clone(),
+            },
+            Address::Unix(_) => address.clone(),
+        };
+        Ok(Listener { socket, address })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// The address as shown in the ready line: `http://127.0.0.1:8080`, `unix:/path`.
+    pub fn display(&self) -> String {
+        match &self.address {
+            Address::Tcp(addr) => format!("http://{addr}"),
+            Address::Unix(path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    /// SERVER_NAME and SERVER_PORT for the environ.
+    pub fn server_name_and_port(&self) -> (String, String) {
+        match &self.address {
+            Address::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
+            Address::Unix(path) => (path.display().to_string(), String::new()),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Address::Unix(path) = &self.address {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Removes a unix socket file left by a dead server; refuses if a server still answers there.
+fn remove_stale_unix_socket(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the path exists and is not a socket",
+        ));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AddrInUse));
+    }
+    std::fs::remove_file(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!(
+            parse_address("127.0.0.1:8080").unwrap(),
+            Address::Tcp("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_address("[::1]:0").unwrap(),
+            Address::Tcp("[::1]:0".parse().unwrap())
+        );
+        assert_eq!(
+            parse_address(":9000").unwrap(),
+            Address::Tcp("0.0.0.0:9000".parse().unwrap())
+        );
+        assert_eq!(
+            parse_address("unix:/tmp/x.sock").unwrap(),
+            Address::Unix("/tmp/x.sock".into())
+        );
+        assert!(matches!(
+            parse_address("localhost:80").unwrap(),
+            Address::Tcp(_)
+        ));
+    }
+
+    #[test]
+    fn refuses_nonsense() {
+        assert!(parse_address("8080").is_err());
+        assert!(parse_address("127.0.0.1:http").is_err());
+        assert!(parse_address("unix:").is_err());
+        assert!(parse_address("127.0.0.1:70000").is_err());
+    }
+
+    #[test]
+    fn binds_port_zero_and_reports_the_real_port() {
+        let l = Listener::bind(&parse_address("127.0.0.1:0").unwrap(), 16).unwrap();
+        let (name, port) = l.server_name_and_port();
+        assert_eq!(name, "127.0.0.1");
+        assert_ne!(port, "0");
+        assert!(l.display().starts_with("http://127.0.0.1:"));
+    }
+}

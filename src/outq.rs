@@ -1,0 +1,370 @@
+//! The outgoing byte queue of one connection: small pieces copied, large ones borrowed without
+//! copying, sent as one gathered write at a time, with short sends resumed.
+//!
+//! Two halves alternate: `pending` collects what the response adds; when no send is in
+//! flight it becomes the `flight`, whose memory stays untouched until the kernel reports the
+//! send complete. One send per connection is in flight at a time, so bytes never reorder.
+
+use std::ptr;
+
+/// Most iovecs handed to one sendmsg (Linux's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 1024;
+
+enum Segment<K> {
+    /// `len` bytes starting at `start` of the half's own copy buffer.
+    Copied { start: usize, len: usize },
+    /// `len` bytes at `ptr`, kept alive by `keep` until the segment is sent.
+    Borrowed {
+        _keep: K,
+        ptr: *const u8,
+        len: usize,
+    },
+}
+
+impl<K> Segment<K> {
+    fn len(&self) -> usize {
+        match self {
+            Segment::Copied { len, .. } | Segment::Borrowed { len, .. } => *len,
+        }
+    }
+}
+
+struct Half<K> {
+    copied: Vec<u8>,
+    segments: Vec<Segment<K>>,
+    bytes: usize,
+}
+
+impl<K> Half<K> {
+    fn new() -> Self {
+        Half {
+            copied: Vec::new(),
+            segments: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.copied.clear();
+        self.segments.clear();
+        self.bytes = 0;
+    }
+}
+
+/// What the connection must hand to the driver to send the flight.
+pub enum SendOp {
+    /// One contiguous buffer: use `send`.
+    Single(*const u8, usize),
+    /// Several buffers: use `sendmsg` with this header.
+    Gathered(*const libc::msghdr),
+}
+
+/// The queue. `K` keeps borrowed memory alive (a Python bytes object in the server).
+pub struct OutQueue<K> {
+    pending: Half<K>,
+    flight: Half<K>,
+    /// First segment of the flight not completely sent, and bytes of it already sent.
+    flight_index: usize,
+    flight_offset: usize,
+    in_flight: bool,
+    iovecs: Vec<libc::iovec>,
+    msg: libc::msghdr,
+}
+
+impl<K> Default for OutQueue<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K> OutQueue<K> {
+    pub fn new() -> Self {
+        // SAFETY: msghdr is a plain C struct for which all-zero is a valid (empty) value.
+        let msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        OutQueue {
+            pending: Half::new(),
+            flight: Half::new(),
+            flight_index: 0,
+            flight_offset: 0,
+            in_flight: false,
+            iovecs: Vec::new(),
+            msg,
+        }
+    }
+
+    /// Appends a copy of `bytes`.
+    pub fn push_copy(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let half = &mut self.pending;
+        let start = half.copied.len();
+        half.copied.extend_from_slice(bytes);
+        half.bytes += bytes.len();
+        if let Some(Segment::Copied { start: s, len }) = half.segments.last_mut() {
+            if *s + *len == start {
+                *len += bytes.len();
+                return;
+            }
+        }
+        half.segments.push(Segment::Copied {
+            start,
+            len: bytes.len(),
+        });
+    }
+
+    /// Appends `len` bytes at `ptr` without copying; `keep` must keep them alive and unmoved
+    /// until dropped, which happens once they are sent or the queue is dropped.
+    pub fn push_borrowed(&mut self, keep: K, ptr: *const u8, len: usize) {
+        if len == 0 {
+            return;
+        }
+        self.pending.bytes += len;
+        self.pending.segments.push(Segment::Borrowed {
+            _keep: keep,
+            ptr,
+            len,
+        });
+    }
+
+    /// Gives mutable access to the tail of the copy buffer, for writers that format in place.
+    pub fn copy_buffer(&mut self) -> CopyWriter<'_, K> {
+        let start = self.pending.copied.len();
+        CopyWriter { queue: self, start }
+    }
+
+    /// Bytes not yet confirmed sent (pending and the unsent rest of the flight).
+    pub fn unsent(&self) -> usize {
+        self.pending.bytes + self.flight_unsent()
+    }
+
+    fn flight_unsent(&self) -> usize {
+        if !self.in_flight {
+            return 0;
+        }
+        let sent_before: usize = self.flight.segments[..self.flight_index]
+            .iter()
+            .map(Segment::len)
+            .sum();
+        self.flight.bytes - sent_before - self.flight_offset
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.in_flight && self.pending.bytes == 0
+    }
+
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// If nothing is in flight and something is pending, makes the pending bytes the flight
+    /// and returns the send to issue. The memory the op points to stays valid until
+    /// `complete` reports the flight done, or the queue is dropped.
+    pub fn start_flight(&mut self) -> Option<SendOp> {
+        if self.in_flight || self.pending.bytes == 0 {
+            return None;
+        }
+        std::mem::swap(&mut self.pending, &mut self.flight);
+        self.pending.clear();
+        self.flight_index = 0;
+        self.flight_offset = 0;
+        self.in_flight = true;
+        Some(self.build_op())
+    }
+
+    /// Records that the in-flight send wrote `sent` bytes. Returns the op to issue for the
+    /// rest of the flight after a short send, or `None` when the flight is done.
+    pub fn complete(&mut self, sent: usize) -> Option<SendOp> {
+        debug_assert!(self.in_flight);
+        let mut left = sent;
+        while left > 0 && self.flight_index < self.flight.segments.len() {
+            let seg_rest = self.flight.segments[self.flight_index].len() - self.flight_offset;
+            if left >= seg_rest {
+                left -= seg_rest;
+                self.flight_index += 1;
+                self.flight_offset = 0;
+            } else {
+                self.flight_offset += left;
+                left = 0;
+            }
+        }
+        if self.flight_index >= self.flight.segments.len() {
+            self.flight.clear();
+            self.in_flight = false;
+            return None;
+        }
+        Some(self.build_op())
+    }
+
+    fn segment_slice(&self, index: usize, offset: usize) -> (*const u8, usize) {
+        match &self.flight.segments[index] {
+            Segment::Copied { start, len } => (
+                // SAFETY: start + offset <= start + len <= copied.len(): in bounds.
+                unsafe { self.flight.copied.as_ptr().add(start + offset) },
+                len - offset,
+            ),
+            // SAFETY: offset < len, and ptr..ptr+len is valid while `keep` lives.
+            Segment::Borrowed { ptr, len, .. } => (unsafe { ptr.add(offset) }, len - offset),
+        }
+    }
+
+    fn build_op(&mut self) -> SendOp {
+        let remaining = self.flight.segments.len() - self.flight_index;
+        if remaining == 1 {
+            let (p, l) = self.segment_slice(self.flight_index, self.flight_offset);
+            return SendOp::Single(p, l);
+        }
+        self.iovecs.clear();
+        let end = (self.flight_index + MAX_IOVECS).min(self.flight.segments.len());
+        for index in self.flight_index..end {
+            let offset = if index == self.flight_index {
+                self.flight_offset
+            } else {
+                0
+            };
+            let (p, l) = self.segment_slice(index, offset);
+            self.iovecs.push(libc::iovec {
+                iov_base: p as *mut libc::c_void,
+                iov_len: l,
+            });
+        }
+        self.msg.msg_name = ptr::null_mut();
+        self.msg.msg_namelen = 0;
+        self.msg.msg_iov = self.iovecs.as_mut_ptr();
+        self.msg.msg_iovlen = self.iovecs.len() as _;
+        self.msg.msg_control = ptr::null_mut();
+        self.msg.msg_controllen = 0;
+        self.msg.msg_flags = 0;
+        SendOp::Gathered(&self.msg)
+    }
+}
+
+/// Appends formatted bytes to the pending copy buffer; the segment is recorded on drop.
+pub struct CopyWriter<'a, K> {
+    queue: &'a mut OutQueue<K>,
+    start: usize,
+}
+
+impl<K> CopyWriter<'_, K> {
+    pub fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.queue.pending.copied
+    }
+}
+
+impl<K> Drop for CopyWriter<'_, K> {
+    fn drop(&mut self) {
+        let half = &mut self.queue.pending;
+        let added = half.copied.len() - self.start;
+        if added == 0 {
+            return;
+        }
+        half.bytes += added;
+        if let Some(Segment::Copied { start: s, len }) = half.segments.last_mut() {
+            if *s + *len == self.start {
+                *len += added;
+                return;
+            }
+        }
+        half.segments.push(Segment::Copied {
+            start: self.start,
+            len: added,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects what an op would send.
+    #[allow(clippy::unnecessary_cast)] // msg_iovlen is usize on Linux, c_int on macOS
+    fn bytes_of(op: &SendOp) -> Vec<u8> {
+        match *op {
+            // SAFETY: the op points into the live queue under test.
+            SendOp::Single(p, l) => unsafe { std::slice::from_raw_parts(p, l) }.to_vec(),
+            SendOp::Gathered(msg) => {
+                let mut out = Vec::new();
+                // SAFETY: as above; msghdr and its iovecs live in the queue.
+                unsafe {
+                    let msg = &*msg;
+                    for i in 0..msg.msg_iovlen as usize {
+                        let iov = &*msg.msg_iov.add(i);
+                        out.extend_from_slice(std::slice::from_raw_parts(
+                            iov.iov_base as *const u8,
+                            iov.iov_len,
+                        ));
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    #[test]
+    fn copies_merge_into_one_single_send() {
+        let mut q: OutQueue<Vec<u8>> = OutQueue::new();
+        q.push_copy(b"HTTP/1.1 200 OK\r\n\r\n");
+        q.push_copy(b"hello");
+        let op = q.start_flight().unwrap();
+        assert!(matches!(op, SendOp::Single(..)));
+        assert_eq!(bytes_of(&op), b"HTTP/1.1 200 OK\r\n\r\nhello");
+        assert!(q.complete(24).is_none());
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn borrowed_segments_are_gathered_in_order() {
+        let mut q: OutQueue<Vec<u8>> = OutQueue::new();
+        let big = vec![b'x'; 10];
+        let ptr = big.as_ptr();
+        q.push_copy(b"head|");
+        q.push_borrowed(big, ptr, 10);
+        q.push_copy(b"|tail");
+        let op = q.start_flight().unwrap();
+        assert!(matches!(op, SendOp::Gathered(..)));
+        assert_eq!(bytes_of(&op), b"head|xxxxxxxxxx|tail");
+    }
+
+    #[test]
+    fn short_sends_resume_where_they_stopped() {
+        let mut q: OutQueue<Vec<u8>> = OutQueue::new();
+        let big = b"0123456789".to_vec();
+        let ptr = big.as_ptr();
+        q.push_copy(b"ab");
+        q.push_borrowed(big, ptr, 10);
+        q.push_copy(b"yz");
+        q.start_flight().unwrap();
+        let op = q.complete(5).unwrap();
+        assert_eq!(bytes_of(&op), b"3456789yz");
+        assert_eq!(q.unsent(), 9);
+        let op = q.complete(8).unwrap();
+        assert_eq!(bytes_of(&op), b"z");
+        assert!(q.complete(1).is_none());
+        assert_eq!(q.unsent(), 0);
+    }
+
+    #[test]
+    fn pending_waits_behind_the_flight() {
+        let mut q: OutQueue<Vec<u8>> = OutQueue::new();
+        q.push_copy(b"first");
+        q.start_flight().unwrap();
+        q.push_copy(b"second");
+        assert!(q.start_flight().is_none(), "one flight at a time");
+        assert_eq!(q.unsent(), 11);
+        assert!(q.complete(5).is_none());
+        let op = q.start_flight().unwrap();
+        assert_eq!(bytes_of(&op), b"second");
+    }
+
+    #[test]
+    fn copy_writer_appends_formatted_bytes() {
+        let mut q: OutQueue<Vec<u8>> = OutQueue::new();
+        q.push_copy(b"a");
+        {
+            let mut w = q.copy_buffer();
+            w.buf().extend_from_slice(b"bc");
+        }
+        let op = q.start_flight().unwrap();
+        assert_eq!(bytes_of(&op), b"abc");
+    }
+}

@@ -1,0 +1,1099 @@
+//! The worker's event loop: one thread that holds the GIL except while it waits in the kernel,
+//! turning completions into progress of each connection's request cycle.
+
+use crate::body::{BodyError, BodyReader};
+use crate::conn::{Conn, State};
+use crate::listen::Listener;
+use crate::outq::SendOp;
+use crate::pylog::Log;
+use crate::response::{Ctx, RequestInfo, Response, Step};
+use crate::wsgi::environ::{EnvironBuilder, RequestParts};
+use crate::wsgi::fdevent::{FdeventWait, TimeoutFlag, WaitSlot};
+use crate::wsgi::file_wrapper::FileWrapper;
+use crate::wsgi::input::{Body, Input};
+use crate::wsgi::start_response::StartResponse;
+use evserver_http::response::write_error_response;
+use evserver_http::{parse_head, BodyFraming, DateCache, HttpError, Limits, Parsed, Version};
+use evserver_platform::{sys, Completion, Driver, Interest, Token};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+const OP_ACCEPT: u8 = 1;
+const OP_RECV: u8 = 2;
+const OP_SEND: u8 = 3;
+const OP_FDWAIT: u8 = 4;
+const OP_WRITABLE: u8 = 5;
+const OP_WAKEUP: u8 = 6;
+
+/// How often timeouts are checked.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a closing connection waits for the client's end of file.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Timeouts and limits of a worker.
+pub struct Settings {
+    pub limits: Limits,
+    pub spill_body: usize,
+    pub keep_alive: Duration,
+    pub header_timeout: Duration,
+}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Box<Conn>>,
+}
+
+struct ListenerState {
+    listener: Listener,
+    template: Py<PyDict>,
+    armed: bool,
+}
+
+/// One worker: the driver, the listeners, the connections and the application.
+pub struct Worker<'py> {
+    py: Python<'py>,
+    driver: Driver,
+    app: Bound<'py, PyAny>,
+    settings: Settings,
+    listeners: Vec<ListenerState>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    completions: Vec<Completion>,
+    environ: EnvironBuilder,
+    wait_slot: Rc<WaitSlot>,
+    empty_input: Py<Input>,
+    log: Log,
+    date: DateCache,
+    now: Instant,
+    next_sweep: Instant,
+    stop: bool,
+    /// A signal handler's exception, to end the loop with.
+    signal_error: Option<PyErr>,
+    wakeup_fd: Option<RawFd>,
+}
+
+impl<'py> Worker<'py> {
+    pub fn new(
+        py: Python<'py>,
+        driver: Driver,
+        app: Bound<'py, PyAny>,
+        listeners: Vec<Listener>,
+        settings: Settings,
+        log: Log,
+    ) -> PyResult<Worker<'py>> {
+        let wait_slot = Rc::new(WaitSlot::default());
+        let readable = Py::new(py, FdeventWait::new(Interest::Readable, wait_slot.clone()))?;
+        let writable = Py::new(py, FdeventWait::new(Interest::Writable, wait_slot.clone()))?;
+        let stderr = py.import("sys")?.getattr("stderr")?;
+        let mut states = Vec::new();
+        for listener in listeners {
+            let (name, port) = listener.server_name_and_port();
+            let t = PyDict::new(py);
+            t.set_item("wsgi.version", (1, 0))?;
+            t.set_item("wsgi.url_scheme", "http")?;
+            t.set_item("wsgi.errors", &stderr)?;
+            t.set_item("wsgi.multithread", false)?;
+            t.set_item("wsgi.multiprocess", false)?;
+            t.set_item("wsgi.run_once", false)?;
+            t.set_item("wsgi.input_terminated", true)?;
+            t.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+            t.set_item("x-wsgiorg.fdevent.readable", &readable)?;
+            t.set_item("x-wsgiorg.fdevent.writable", &writable)?;
+            t.set_item("SCRIPT_NAME", "")?;
+            t.set_item("SERVER_NAME", name)?;
+            t.set_item("SERVER_PORT", port)?;
+            t.set_item(
+                "SERVER_SOFTWARE",
+                concat!("evserver/", env!("CARGO_PKG_VERSION")),
+            )?;
+            states.push(ListenerState {
+                listener,
+                template: t.unbind(),
+                armed: false,
+            });
+        }
+        let now = Instant::now();
+        Ok(Worker {
+            py,
+            driver,
+            app,
+            settings,
+            listeners: states,
+            slots: Vec::new(),
+            free: Vec::new(),
+            completions: Vec::with_capacity(1024),
+            environ: EnvironBuilder::default(),
+            wait_slot,
+            empty_input: Py::new(py, Input::empty())?,
+            log,
+            date: DateCache::new(),
+            now,
+            next_sweep: now + SWEEP_INTERVAL,
+            stop: false,
+            signal_error: None,
+            wakeup_fd: None,
+        })
+    }
+
+    /// Watches `fd` (the read end of Python's signal wakeup pipe) so signals are handled
+    /// promptly even when no syscall is interrupted.
+    pub fn set_wakeup_fd(&mut self, fd: RawFd) {
+        self.wakeup_fd = Some(fd);
+    }
+
+    /// Runs until a signal handler raises (SIGINT, SIGTERM) or the application asks to stop.
+    pub fn run(&mut self) -> PyResult<()> {
+        for i in 0..self.listeners.len() {
+            self.arm_accept(i);
+        }
+        if let Some(fd) = self.wakeup_fd {
+            self.driver
+                .poll_fd(fd, Interest::Readable, None, Token::new(0, 0, OP_WAKEUP));
+        }
+        let mut result = Ok(());
+        while !self.stop {
+            let timeout = self.next_sweep.saturating_duration_since(self.now);
+            // SAFETY: the GIL is released only around the kernel wait, during which this
+            // thread touches no Python object; it is re-acquired before anything else.
+            let waited = unsafe {
+                let state = pyo3::ffi::PyEval_SaveThread();
+                let r = self.driver.wait(Some(timeout));
+                pyo3::ffi::PyEval_RestoreThread(state);
+                r
+            };
+            if let Err(e) = waited {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    self.check_signals();
+                } else {
+                    result = Err(e.into());
+                    break;
+                }
+            }
+            self.now = Instant::now();
+            self.date.refresh();
+            let mut completions = std::mem::take(&mut self.completions);
+            self.driver.drain(&mut completions);
+            for c in completions.drain(..) {
+                self.on_completion(c);
+                if self.stop {
+                    break;
+                }
+            }
+            self.completions = completions;
+            if self.now >= self.next_sweep {
+                self.sweep();
+                self.next_sweep = self.now + SWEEP_INTERVAL;
+            }
+        }
+        self.shutdown();
+        match self.signal_error.take() {
+            Some(err) if !is_stop_signal(self.py, &err) => Err(err),
+            _ => result,
+        }
+    }
+
+    /// Runs Python's signal handlers; an exception they raise stops the loop.
+    fn check_signals(&mut self) {
+        if let Err(err) = self.py.check_signals() {
+            self.signal_error = Some(err);
+            self.stop = true;
+        }
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        match c.token.op() {
+            OP_ACCEPT => self.on_accept(c),
+            OP_WAKEUP => self.on_wakeup(c),
+            OP_RECV | OP_SEND | OP_FDWAIT | OP_WRITABLE => {
+                let Some(mut conn) = self.take_conn(c.token) else {
+                    // A stale completion of a freed slot carries nothing to act on, but a
+                    // provided buffer must still go back.
+                    if let Some(id) = c.buffer {
+                        self.driver.release_buffer(id);
+                    }
+                    return;
+                };
+                if !c.more {
+                    // A multishot recv keeps its operation until its final completion.
+                    conn.ops -= 1;
+                }
+                match c.token.op() {
+                    OP_RECV => self.on_recv(&mut conn, c),
+                    OP_SEND => self.on_send(&mut conn, c),
+                    OP_FDWAIT => self.on_fdwait(&mut conn, c),
+                    _ => self.on_writable(&mut conn, c),
+                }
+                self.put_conn(c.token.slot(), conn);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- slots -------------------------------------------------------------------------
+
+    fn take_conn(&mut self, token: Token) -> Option<Box<Conn>> {
+        let slot = self.slots.get_mut(token.slot() as usize)?;
+        if slot.generation != token.generation() {
+            return None;
+        }
+        slot.conn.take()
+    }
+
+    /// Puts a connection back in its slot, or frees the slot once it is closed and the
+    /// kernel holds nothing of it.
+    fn put_conn(&mut self, slot: u32, conn: Box<Conn>) {
+        let entry = &mut self.slots[slot as usize];
+        if conn.is_closed() && conn.ops == 0 {
+            entry.generation = Token::next_generation(entry.generation);
+            self.free.push(slot);
+            drop(conn);
+        } else {
+            entry.conn = Some(conn);
+        }
+    }
+
+    fn token(slot: u32, conn: &Conn, op: u8) -> Token {
+        Token::new(slot, conn.generation, op)
+    }
+
+    // ---- accepting ---------------------------------------------------------------------
+
+    fn arm_accept(&mut self, index: usize) {
+        let l = &mut self.listeners[index];
+        if !l.armed {
+            l.armed = true;
+            self.driver
+                .accept_multi(l.listener.fd(), Token::new(index as u32, 0, OP_ACCEPT));
+        }
+    }
+
+    fn on_accept(&mut self, c: Completion) {
+        let index = c.token.slot() as usize;
+        if !c.more {
+            self.listeners[index].armed = false;
+        }
+        if c.result < 0 {
+            let errno = -c.result;
+            if errno != libc::ECANCELED {
+                self.log.warning(
+                    self.py,
+                    &format!(
+                        "accept failed: {}",
+                        std::io::Error::from_raw_os_error(errno)
+                    ),
+                );
+            }
+            // Re-armed by the next sweep, so a persistent error (EMFILE) cannot spin.
+            return;
+        }
+        let fd = c.result;
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.slots[slot as usize].generation;
+        let mut conn = Box::new(Conn::new(fd, generation, index));
+        conn.deadline = Some(self.now + self.settings.keep_alive);
+        self.arm_recv(slot, &mut conn);
+        self.slots[slot as usize].conn = Some(conn);
+        if !c.more {
+            self.arm_accept(index);
+        }
+    }
+
+    fn on_wakeup(&mut self, c: Completion) {
+        let Some(fd) = self.wakeup_fd else { return };
+        if c.result != -libc::ECANCELED {
+            let mut buf = [0u8; 64];
+            // SAFETY: reading into a local buffer from the non-blocking wakeup pipe.
+            while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+            self.check_signals();
+        }
+        if !self.stop {
+            self.driver
+                .poll_fd(fd, Interest::Readable, None, Token::new(0, 0, OP_WAKEUP));
+        }
+    }
+
+    // ---- receiving ---------------------------------------------------------------------
+
+    fn arm_recv(&mut self, slot: u32, conn: &mut Conn) {
+        if !conn.recv_armed && !conn.eof && conn.wants_input() {
+            conn.recv_armed = true;
+            conn.ops += 1;
+            self.driver
+                .recv_multi(conn.fd, Self::token(slot, conn, OP_RECV));
+        }
+    }
+
+    fn on_recv(&mut self, conn: &mut Conn, c: Completion) {
+        let slot = c.token.slot();
+        if !c.more {
+            conn.recv_armed = false;
+        }
+        if c.result > 0 {
+            if let Some(id) = c.buffer {
+                let keep = !matches!(conn.state, State::Lingering | State::Closed | State::Done);
+                if keep {
+                    let was_empty = conn.input().is_empty();
+                    conn.inbuf
+                        .extend_from_slice(self.driver.buffer(id, c.result as usize));
+                    if was_empty && matches!(conn.state, State::Head) {
+                        conn.deadline = Some(self.now + self.settings.header_timeout);
+                    }
+                }
+                self.driver.release_buffer(id);
+            }
+        } else if c.result == 0
+            || (c.result < 0 && c.result != -libc::ENOBUFS && c.result != -libc::ECANCELED)
+        {
+            conn.eof = true;
+        }
+        match &conn.state {
+            State::Closed => return,
+            State::Lingering | State::Done => {
+                if conn.eof && !conn.sending {
+                    self.close_now(slot, conn);
+                    return;
+                }
+            }
+            State::App(resp) => {
+                if conn.eof && resp.parked {
+                    // The client is gone while the request waits: end it now.
+                    self.abort(slot, conn);
+                    return;
+                }
+                if conn.recv_armed && !conn.wants_input() {
+                    // Too much pipelined input behind a running response: stop reading.
+                    self.driver.cancel(Self::token(slot, conn, OP_RECV));
+                }
+            }
+            State::Head | State::Body(_) => {
+                if conn.eof && c.result <= 0 {
+                    self.advance(slot, conn);
+                    if matches!(conn.state, State::Head | State::Body(_)) {
+                        // End of file before a complete request: nothing to answer.
+                        self.close_now(slot, conn);
+                    }
+                    return;
+                }
+                self.advance(slot, conn);
+            }
+        }
+        self.arm_recv(slot, conn);
+    }
+
+    // ---- the request cycle -------------------------------------------------------------
+
+    /// Parses and dispatches as many requests as the buffered input holds, then sends.
+    fn advance(&mut self, slot: u32, conn: &mut Conn) {
+        loop {
+            match &mut conn.state {
+                State::Head => {
+                    if conn.input().is_empty() {
+                        if conn.deadline.is_none() {
+                            conn.deadline = Some(self.now + self.settings.keep_alive);
+                        }
+                        break;
+                    }
+                    let start = conn.start;
+                    match parse_head(&conn.inbuf[start..], &self.settings.limits, &mut conn.head) {
+                        Ok(Parsed::Partial) => break,
+                        Ok(Parsed::Complete) => {
+                            conn.sent_continue = false;
+                            match conn.head.body {
+                                Some(BodyFraming::Length(n)) if n > 0 => {
+                                    conn.state = State::Body(BodyReader::with_length(
+                                        n,
+                                        self.settings.spill_body,
+                                    ));
+                                    conn.deadline = Some(self.now + self.settings.header_timeout);
+                                }
+                                Some(BodyFraming::Chunked) => {
+                                    conn.state = State::Body(BodyReader::chunked(
+                                        self.settings.limits.max_body,
+                                        self.settings.spill_body,
+                                    ));
+                                    conn.deadline = Some(self.now + self.settings.header_timeout);
+                                }
+                                _ => {
+                                    conn.deadline = None;
+                                    self.dispatch(slot, conn, None);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            self.refuse(conn, e);
+                            break;
+                        }
+                    }
+                }
+                State::Body(reader) => {
+                    let head_len = conn.head.len;
+                    let available = conn.inbuf.len() - conn.start - head_len;
+                    if available == 0
+                        && conn.head.expect_continue
+                        && !conn.sent_continue
+                        && reader.is_untouched()
+                    {
+                        conn.sent_continue = true;
+                        conn.out.push_copy(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        break;
+                    }
+                    let from = conn.start + head_len;
+                    match reader.feed(&conn.inbuf[from..]) {
+                        Ok((consumed, done)) => {
+                            conn.remove(head_len, consumed);
+                            if consumed > 0 {
+                                conn.deadline = Some(self.now + self.settings.header_timeout);
+                            }
+                            if !done {
+                                break;
+                            }
+                            let State::Body(reader) =
+                                std::mem::replace(&mut conn.state, State::Head)
+                            else {
+                                unreachable!("matched State::Body above")
+                            };
+                            let chunked_length = reader.is_chunked().then(|| reader.len());
+                            match reader.finish() {
+                                Ok(body) => {
+                                    conn.deadline = None;
+                                    self.dispatch(slot, conn, Some((body, chunked_length)));
+                                }
+                                Err(e) => {
+                                    self.log.error(
+                                        self.py,
+                                        &format!("cannot read back the request body: {e}"),
+                                    );
+                                    self.refuse_with(
+                                        conn,
+                                        500,
+                                        "Internal Server Error",
+                                        "the request body could not be stored",
+                                    );
+                                    break;
+                                }
+                            }
+                        }
+                        Err(BodyError::Http(e)) => {
+                            self.refuse(conn, e);
+                            break;
+                        }
+                        Err(BodyError::Io(e)) => {
+                            self.log.error(
+                                self.py,
+                                &format!("cannot spill the request body to a temporary file: {e}"),
+                            );
+                            self.refuse_with(
+                                conn,
+                                500,
+                                "Internal Server Error",
+                                "the request body could not be stored",
+                            );
+                            break;
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.start_send(slot, conn);
+        if matches!(conn.state, State::Done) && conn.out.is_empty() {
+            self.begin_linger(slot, conn);
+        }
+    }
+
+    /// Answers a refused request with its status and closes the connection afterwards.
+    fn refuse(&mut self, conn: &mut Conn, e: HttpError) {
+        let (status, reason) = e.status();
+        self.log.debug(
+            self.py,
+            &format!("refused a request: {status} {reason}: {}", e.describe()),
+        );
+        self.refuse_with(conn, status, reason, e.describe());
+    }
+
+    fn refuse_with(&mut self, conn: &mut Conn, status: u16, reason: &str, detail: &str) {
+        let mut w = conn.out.copy_buffer();
+        write_error_response(w.buf(), status, reason, detail, self.date.get());
+        drop(w);
+        conn.state = State::Done;
+        conn.inbuf.clear();
+        conn.start = 0;
+    }
+
+    /// The peer's address strings, looked up once per connection.
+    fn peer(&mut self, conn: &mut Conn) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+        let py = self.py;
+        if conn.peer.is_none() {
+            // SAFETY: the fd is open for as long as the connection is not closed.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(conn.fd) };
+            let sock = socket2::SockRef::from(&fd);
+            let (addr, port) = match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
+                Some(a) => (a.ip().to_string(), a.port().to_string()),
+                None => (String::new(), String::new()),
+            };
+            conn.peer = Some((
+                PyString::new(py, &addr).unbind(),
+                PyString::new(py, &port).unbind(),
+            ));
+        }
+        let (a, p) = conn
+            .peer
+            .as_ref()
+            .map(|(a, p)| (a.bind(py).clone(), p.bind(py).clone()))
+            .unwrap_or_else(|| (PyString::new(py, ""), PyString::new(py, "")));
+        (a, p)
+    }
+
+    /// Builds the environ, calls the application and drives its response.
+    fn dispatch(&mut self, slot: u32, conn: &mut Conn, body: Option<(Body, Option<u64>)>) {
+        let py = self.py;
+        let (remote_addr, remote_port) = self.peer(conn);
+        let (input, decoded_length) = match body {
+            Some((body, decoded)) => match Py::new(py, Input::new(body)) {
+                Ok(i) => (i, decoded),
+                Err(e) => {
+                    self.log.exception(py, "cannot create wsgi.input", &e);
+                    self.refuse_with(conn, 500, "Internal Server Error", "out of memory");
+                    return;
+                }
+            },
+            None => (self.empty_input.clone_ref(py), None),
+        };
+        let head = &conn.head;
+        let buf = &conn.inbuf[conn.start..];
+        let request = RequestInfo {
+            version: head.version.unwrap_or(Version::Http11),
+            is_head: head.method.of(buf) == b"HEAD",
+            keep_alive: head.keep_alive && !conn.eof,
+        };
+        let request_line = self.log.access_enabled().then(|| {
+            let target_end = if head.query.is_empty() {
+                head.path.end
+            } else {
+                head.query.end
+            };
+            format!(
+                "{} {} {}",
+                String::from_utf8_lossy(head.method.of(buf)),
+                String::from_utf8_lossy(&buf[head.path.start as usize..target_end as usize]),
+                if request.version == Version::Http10 {
+                    "HTTP/1.0"
+                } else {
+                    "HTTP/1.1"
+                }
+            )
+        });
+        let timeout_flag = match Py::new(py, TimeoutFlag::default()) {
+            Ok(f) => f,
+            Err(e) => {
+                self.log.exception(py, "cannot create the fdevent flag", &e);
+                return;
+            }
+        };
+        let environ = self.build_environ(
+            conn.listener,
+            buf,
+            head,
+            &remote_addr,
+            &remote_port,
+            decoded_length,
+            input,
+            &timeout_flag,
+        );
+        let head_len = conn.head.len;
+        conn.consume(head_len);
+        let environ = match environ {
+            Ok(e) => e,
+            Err(e) => {
+                self.log.exception(py, "cannot build the environ", &e);
+                self.refuse_with(
+                    conn,
+                    500,
+                    "Internal Server Error",
+                    "the request could not be prepared",
+                );
+                return;
+            }
+        };
+        let start_response = match Py::new(py, StartResponse::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.log.exception(py, "cannot create start_response", &e);
+                return;
+            }
+        };
+        let mut stop = false;
+        let mut ctx = Ctx {
+            log: &self.log,
+            wait_slot: &self.wait_slot,
+            date: self.date.get(),
+            stop_requested: &mut stop,
+        };
+        let (mut response, step) = Response::start(
+            py,
+            &self.app,
+            environ.as_any(),
+            start_response,
+            timeout_flag,
+            request,
+            &mut ctx,
+            &mut conn.out,
+        );
+        response.request_line = request_line;
+        if stop {
+            self.stop = true;
+        }
+        conn.state = State::App(Box::new(response));
+        match step {
+            Some(step) => self.on_step(slot, conn, step),
+            None => self.drive(slot, conn),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_environ(
+        &mut self,
+        listener: usize,
+        buf: &[u8],
+        head: &evserver_http::Head,
+        remote_addr: &Bound<'py, PyString>,
+        remote_port: &Bound<'py, PyString>,
+        decoded_length: Option<u64>,
+        input: Py<Input>,
+        timeout_flag: &Py<TimeoutFlag>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let py = self.py;
+        let environ = self.listeners[listener].template.bind(py).copy()?;
+        environ.set_item(pyo3::intern!(py, "wsgi.input"), input)?;
+        environ.set_item(pyo3::intern!(py, "x-wsgiorg.fdevent.timeout"), timeout_flag)?;
+        self.environ.fill(
+            &environ,
+            &RequestParts {
+                buf,
+                head,
+                remote_addr,
+                remote_port,
+                decoded_length,
+            },
+        )?;
+        Ok(environ)
+    }
+
+    /// Drives the running response until it must wait.
+    fn drive(&mut self, slot: u32, conn: &mut Conn) {
+        loop {
+            let State::App(response) = &mut conn.state else {
+                return;
+            };
+            if response.parked || conn.awaiting_writable {
+                return;
+            }
+            let mut stop = false;
+            let mut ctx = Ctx {
+                log: &self.log,
+                wait_slot: &self.wait_slot,
+                date: self.date.get(),
+                stop_requested: &mut stop,
+            };
+            let step = response.drive(self.py, &mut ctx, &mut conn.out);
+            if stop {
+                self.stop = true;
+            }
+            if let Step::Flush = step {
+                self.start_send(slot, conn);
+                if let Err(e) = self.driver.submit() {
+                    self.log.warning(self.py, &format!("submit failed: {e}"));
+                }
+                continue;
+            }
+            self.on_step(slot, conn, step);
+            return;
+        }
+    }
+
+    fn on_step(&mut self, slot: u32, conn: &mut Conn, step: Step) {
+        match step {
+            Step::Flush | Step::AwaitSend => self.start_send(slot, conn),
+            Step::Park(wait) => {
+                self.start_send(slot, conn);
+                if let State::App(response) = &mut conn.state {
+                    response.parked = true;
+                    conn.ops += 1;
+                    self.driver.poll_fd(
+                        wait.fd,
+                        wait.interest,
+                        wait.timeout,
+                        Self::token(slot, conn, OP_FDWAIT),
+                    );
+                }
+            }
+            Step::SendFile => self.send_file(slot, conn),
+            Step::Done { keep_alive } => self.finish_request(slot, conn, keep_alive),
+            Step::Abort => self.close_now(slot, conn),
+        }
+    }
+
+    /// Sends the response's file with sendfile once the queue ahead of it is empty.
+    fn send_file(&mut self, slot: u32, conn: &mut Conn) {
+        if !conn.out.is_empty() {
+            self.start_send(slot, conn);
+            return;
+        }
+        let State::App(response) = &mut conn.state else {
+            return;
+        };
+        let fd = conn.fd;
+        let mut sent_total = 0u64;
+        let outcome = match response.file() {
+            Some(file) => loop {
+                if file.remaining == 0 {
+                    break Ok(true);
+                }
+                let count = file.remaining.min(1 << 20) as usize;
+                match sys::sendfile(fd, file.fd, &mut file.offset, count) {
+                    Ok(0) => {
+                        file.remaining = 0;
+                        break Ok(true);
+                    }
+                    Ok(n) => {
+                        file.remaining -= n as u64;
+                        sent_total += n as u64;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(false),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                }
+            },
+            None => Ok(true),
+        };
+        response.add_file_bytes(sent_total);
+        match outcome {
+            Ok(true) => {
+                let mut stop = false;
+                let mut ctx = Ctx {
+                    log: &self.log,
+                    wait_slot: &self.wait_slot,
+                    date: self.date.get(),
+                    stop_requested: &mut stop,
+                };
+                let step = response.end_body(self.py, &mut ctx, &mut conn.out);
+                if stop {
+                    self.stop = true;
+                }
+                self.on_step(slot, conn, step);
+            }
+            Ok(false) => {
+                conn.awaiting_writable = true;
+                conn.ops += 1;
+                self.driver.poll_fd(
+                    conn.fd,
+                    Interest::Writable,
+                    None,
+                    Self::token(slot, conn, OP_WRITABLE),
+                );
+            }
+            Err(e) => {
+                self.log.debug(self.py, &format!("sendfile failed: {e}"));
+                self.abort(slot, conn);
+            }
+        }
+    }
+
+    /// A response completed: log it, then read the next request or close.
+    fn finish_request(&mut self, slot: u32, conn: &mut Conn, keep_alive: bool) {
+        let state = std::mem::replace(&mut conn.state, State::Head);
+        if let State::App(response) = state {
+            if let Some(line) = &response.request_line {
+                self.access_log(conn, line, response.status, response.body_bytes());
+            }
+        }
+        if !keep_alive || conn.eof {
+            conn.state = State::Done;
+        } else {
+            conn.deadline = Some(self.now + self.settings.keep_alive);
+        }
+        let _ = slot;
+    }
+
+    fn access_log(&self, conn: &Conn, line: &str, status: u16, bytes: u64) {
+        let py = self.py;
+        let addr = conn
+            .peer
+            .as_ref()
+            .map(|(a, _)| a.bind(py).to_string())
+            .unwrap_or_default();
+        let addr = if addr.is_empty() {
+            "-".to_string()
+        } else {
+            addr
+        };
+        let time = clf_time();
+        self.log.access(
+            py,
+            &format!("{addr} - - [{time}] \"{line}\" {status} {bytes}"),
+        );
+    }
+
+    // ---- sending -----------------------------------------------------------------------
+
+    fn start_send(&mut self, slot: u32, conn: &mut Conn) {
+        if conn.sending || conn.is_closed() {
+            return;
+        }
+        if let Some(op) = conn.out.start_flight() {
+            self.issue_send(slot, conn, op);
+        }
+    }
+
+    fn issue_send(&mut self, slot: u32, conn: &mut Conn, op: SendOp) {
+        conn.sending = true;
+        conn.ops += 1;
+        let token = Self::token(slot, conn, OP_SEND);
+        // SAFETY: the op points into `conn.out`, which lives in the boxed connection and is
+        // not touched until this send's completion; the slot is freed only after it.
+        unsafe {
+            match op {
+                SendOp::Single(ptr, len) => self.driver.send(conn.fd, token, ptr, len),
+                SendOp::Gathered(msg) => self.driver.sendmsg(conn.fd, token, msg),
+            }
+        }
+    }
+
+    fn on_send(&mut self, conn: &mut Conn, c: Completion) {
+        let slot = c.token.slot();
+        conn.sending = false;
+        if conn.is_closed() {
+            return;
+        }
+        if c.result < 0 {
+            if c.result == -libc::EAGAIN || c.result == -libc::EINTR {
+                if let Some(op) = conn.out.complete(0) {
+                    self.issue_send(slot, conn, op);
+                }
+                return;
+            }
+            // The client is gone (EPIPE, ECONNRESET, ...).
+            self.abort(slot, conn);
+            return;
+        }
+        if let Some(op) = conn.out.complete(c.result as usize) {
+            self.issue_send(slot, conn, op);
+            return;
+        }
+        self.start_send(slot, conn);
+        if let State::App(_) = conn.state {
+            self.drive(slot, conn);
+            self.advance(slot, conn);
+        }
+        if matches!(conn.state, State::Done) && conn.out.is_empty() {
+            self.begin_linger(slot, conn);
+        }
+        self.arm_recv(slot, conn);
+    }
+
+    fn on_fdwait(&mut self, conn: &mut Conn, c: Completion) {
+        let slot = c.token.slot();
+        let State::App(response) = &mut conn.state else {
+            return;
+        };
+        response.parked = false;
+        if c.result == -libc::ECANCELED {
+            return;
+        }
+        response.timeout_flag.get().set(c.result == -libc::ETIME);
+        self.drive(slot, conn);
+        self.advance(slot, conn);
+        self.arm_recv(slot, conn);
+    }
+
+    fn on_writable(&mut self, conn: &mut Conn, c: Completion) {
+        let slot = c.token.slot();
+        conn.awaiting_writable = false;
+        if conn.is_closed() || c.result == -libc::ECANCELED {
+            return;
+        }
+        self.drive(slot, conn);
+        self.advance(slot, conn);
+    }
+
+    // ---- closing -----------------------------------------------------------------------
+
+    /// Shuts down the write side and waits briefly for the client to close.
+    fn begin_linger(&mut self, slot: u32, conn: &mut Conn) {
+        if conn.eof {
+            self.close_now(slot, conn);
+            return;
+        }
+        let _ = sys::shutdown_write(conn.fd);
+        conn.state = State::Lingering;
+        conn.deadline = Some(self.now + LINGER);
+        self.arm_recv(slot, conn);
+    }
+
+    /// Ends the response (calling `close()`) and closes the connection at once.
+    fn abort(&mut self, slot: u32, conn: &mut Conn) {
+        self.close_now(slot, conn);
+    }
+
+    /// Cancels everything the connection has in flight, calls the iterable's `close()` if a
+    /// response runs, and closes the fd. The slot is freed when the last operation reports.
+    fn close_now(&mut self, slot: u32, conn: &mut Conn) {
+        if conn.is_closed() {
+            return;
+        }
+        let state = std::mem::replace(&mut conn.state, State::Closed);
+        if let State::App(mut response) = state {
+            if response.parked {
+                self.driver.cancel(Self::token(slot, conn, OP_FDWAIT));
+            }
+            let mut stop = false;
+            let mut ctx = Ctx {
+                log: &self.log,
+                wait_slot: &self.wait_slot,
+                date: self.date.get(),
+                stop_requested: &mut stop,
+            };
+            response.close_iterable(self.py, &mut ctx);
+            if stop {
+                self.stop = true;
+            }
+        }
+        if conn.recv_armed {
+            self.driver.cancel(Self::token(slot, conn, OP_RECV));
+        }
+        if conn.sending {
+            self.driver.cancel(Self::token(slot, conn, OP_SEND));
+        }
+        if conn.awaiting_writable {
+            self.driver.cancel(Self::token(slot, conn, OP_WRITABLE));
+        }
+        self.driver.close(conn.fd);
+        conn.fd = -1;
+        conn.inbuf = Vec::new();
+        conn.start = 0;
+    }
+
+    /// Closes connections whose deadline passed and re-arms listeners that stopped.
+    fn sweep(&mut self) {
+        for i in 0..self.listeners.len() {
+            self.arm_accept(i);
+        }
+        let now = self.now;
+        for slot in 0..self.slots.len() {
+            let expired = match &self.slots[slot].conn {
+                Some(conn) => {
+                    conn.deadline.is_some_and(|d| d <= now)
+                        && matches!(conn.state, State::Head | State::Body(_) | State::Lingering)
+                }
+                None => false,
+            };
+            if !expired {
+                continue;
+            }
+            let Some(mut conn) = self.slots[slot].conn.take() else {
+                continue;
+            };
+            let slot = slot as u32;
+            conn.deadline = None;
+            let started = !conn.input().is_empty() || matches!(conn.state, State::Body(_));
+            if started && !matches!(conn.state, State::Lingering) {
+                // A client too slow to send its request gets a 408 and is closed.
+                self.refuse_with(
+                    &mut conn,
+                    408,
+                    "Request Timeout",
+                    "the request took too long to arrive",
+                );
+                self.start_send(slot, &mut conn);
+                if conn.out.is_empty() {
+                    self.begin_linger(slot, &mut conn);
+                }
+            } else {
+                self.close_now(slot, &mut conn);
+            }
+            self.put_conn(slot, conn);
+        }
+    }
+
+    /// Stops listening and ends every connection, calling `close()` on running responses.
+    fn shutdown(&mut self) {
+        for slot in 0..self.slots.len() {
+            if let Some(mut conn) = self.slots[slot].conn.take() {
+                self.close_now(slot as u32, &mut conn);
+                drop(conn);
+            }
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.armed {
+                self.driver.cancel(Token::new(i as u32, 0, OP_ACCEPT));
+            }
+        }
+        let _ = self.driver.submit();
+    }
+}
+
+fn is_stop_signal(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+        || err.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
+}
+
+/// The current time as Common Log Format shows it: `10/Oct/2000:13:55:36 +0000`.
+fn clf_time() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,173 @@
+//! Builds the PEP 3333 environ of a request: a copy of a per-listener template holding the
+//! constant keys, plus the request's own keys, with `HTTP_*` key strings cached by name.
+
+use super::latin1::str_from_latin1;
+use evserver_http::{percent::percent_decode, Head, Version};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::collections::HashMap;
+
+/// Most distinct header names whose `HTTP_*` key is cached.
+const MAX_CACHED_KEYS: usize = 512;
+
+/// Per-worker caches and scratch space for building environs.
+#[derive(Default)]
+pub struct EnvironBuilder {
+    keys: HashMap<Box<[u8]>, Py<PyString>>,
+    scratch: Vec<u8>,
+}
+
+/// The parts of a request the environ is built from.
+pub struct RequestParts<'a, 'py> {
+    pub buf: &'a [u8],
+    pub head: &'a Head,
+    pub remote_addr: &'a Bound<'py, PyString>,
+    pub remote_port: &'a Bound<'py, PyString>,
+    /// The decoded body length when the body was chunked (sent as CONTENT_LENGTH).
+    pub decoded_length: Option<u64>,
+}
+
+enum Key {
+    ContentType,
+    ContentLength,
+    Skip,
+    Http,
+}
+
+fn classify(name: &[u8]) -> Key {
+    if name.eq_ignore_ascii_case(b"content-type") {
+        Key::ContentType
+    } else if name.eq_ignore_ascii_case(b"content-length") {
+        Key::ContentLength
+    } else if name.contains(&b'_') || name.eq_ignore_ascii_case(b"transfer-encoding") {
+        // An underscore would let `X_Foo` pose as `X-Foo` (both are HTTP_X_FOO); the body
+        // was de-chunked, so Transfer-Encoding no longer describes wsgi.input.
+        Key::Skip
+    } else {
+        Key::Http
+    }
+}
+
+fn method_str<'py>(py: Python<'py>, method: &[u8]) -> Bound<'py, PyString> {
+    match method {
+        b"GET" => intern!(py, "GET").clone(),
+        b"POST" => intern!(py, "POST").clone(),
+        b"HEAD" => intern!(py, "HEAD").clone(),
+        b"PUT" => intern!(py, "PUT").clone(),
+        b"DELETE" => intern!(py, "DELETE").clone(),
+        b"PATCH" => intern!(py, "PATCH").clone(),
+        b"OPTIONS" => intern!(py, "OPTIONS").clone(),
+        other => str_from_latin1(py, other),
+    }
+}
+
+impl EnvironBuilder {
+    /// The `HTTP_*` key for a header name.
+    fn http_key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+        self.scratch.clear();
+        self.scratch.extend(name.iter().map(u8::to_ascii_lowercase));
+        if let Some(key) = self.keys.get(self.scratch.as_slice()) {
+            return key.bind(py).clone();
+        }
+        let mut key = Vec::with_capacity(5 + name.len());
+        key.extend_from_slice(b"HTTP_");
+        key.extend(name.iter().map(|&b| {
+            if b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_uppercase()
+            }
+        }));
+        let key = str_from_latin1(py, &key);
+        // SAFETY: interning a str we own a reference to; CPython replaces the reference.
+        let key = unsafe {
+            let mut ptr = key.into_ptr();
+            pyo3::ffi::PyUnicode_InternInPlace(&mut ptr);
+            Bound::from_owned_ptr(py, ptr).cast_into_unchecked::<PyString>()
+        };
+        if self.keys.len() < MAX_CACHED_KEYS {
+            self.keys.insert(
+                self.scratch.clone().into_boxed_slice(),
+                key.clone().unbind(),
+            );
+        }
+        key
+    }
+
+    /// Fills `environ` (a fresh copy of the listener's template) with the request's keys.
+    pub fn fill<'py>(
+        &mut self,
+        environ: &Bound<'py, PyDict>,
+        req: &RequestParts<'_, 'py>,
+    ) -> PyResult<()> {
+        let py = environ.py();
+        let head = req.head;
+        let buf = req.buf;
+        environ.set_item(
+            intern!(py, "REQUEST_METHOD"),
+            method_str(py, head.method.of(buf)),
+        )?;
+        self.scratch.clear();
+        percent_decode(head.path.of(buf), &mut self.scratch);
+        environ.set_item(intern!(py, "PATH_INFO"), str_from_latin1(py, &self.scratch))?;
+        let query = head.query.of(buf);
+        if query.is_empty() {
+            environ.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))?;
+        } else {
+            environ.set_item(intern!(py, "QUERY_STRING"), str_from_latin1(py, query))?;
+        }
+        let target_end = if head.query.is_empty() {
+            head.path.end
+        } else {
+            head.query.end
+        };
+        let raw_uri = &buf[head.path.start as usize..target_end as usize];
+        environ.set_item(intern!(py, "RAW_URI"), str_from_latin1(py, raw_uri))?;
+        let protocol = match head.version {
+            Some(Version::Http10) => intern!(py, "HTTP/1.0"),
+            _ => intern!(py, "HTTP/1.1"),
+        };
+        environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+        environ.set_item(intern!(py, "REMOTE_ADDR"), req.remote_addr)?;
+        environ.set_item(intern!(py, "REMOTE_PORT"), req.remote_port)?;
+        if let Some(length) = req.decoded_length {
+            let mut text = itoa::Buffer::new();
+            environ.set_item(intern!(py, "CONTENT_LENGTH"), text.format(length))?;
+        }
+        for (name, value) in &head.headers {
+            let name = name.of(buf);
+            let value = value.of(buf);
+            let key = match classify(name) {
+                Key::Skip => continue,
+                Key::ContentType => intern!(py, "CONTENT_TYPE").clone(),
+                Key::ContentLength => {
+                    if req.decoded_length.is_some() {
+                        continue;
+                    }
+                    intern!(py, "CONTENT_LENGTH").clone()
+                }
+                Key::Http => self.http_key(py, name),
+            };
+            let value = str_from_latin1(py, value);
+            match environ.get_item(&key)? {
+                Some(existing) => {
+                    let separator = if name.eq_ignore_ascii_case(b"cookie") {
+                        "; "
+                    } else {
+                        ", "
+                    };
+                    let joined = format!(
+                        "{}{}{}",
+                        existing.str()?.to_cow()?,
+                        separator,
+                        value.to_cow()?
+                    );
+                    environ.set_item(key, joined)?;
+                }
+                None => environ.set_item(key, value)?,
+            }
+        }
+        Ok(())
+    }
+}
