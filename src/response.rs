@@ -296,6 +296,15 @@ impl Response {
             }
             std::mem::take(&mut sr.written)
         };
+        if self.framing.is_none() {
+            // Bytes given to write() before the head are part of a known total length.
+            if let Some(known) = &mut self.known_length {
+                *known += written
+                    .iter()
+                    .map(|c| c.bind(py).as_bytes().len() as u64)
+                    .sum::<u64>();
+            }
+        }
         self.ensure_head(py, ctx, out)?;
         for chunk in written {
             let chunk = chunk.into_bound(py);

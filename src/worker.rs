@@ -340,20 +340,21 @@ impl<'py> Worker<'py> {
         if !c.more {
             conn.recv_armed = false;
         }
-        if c.result > 0 {
-            if let Some(id) = c.buffer {
-                let keep = !matches!(conn.state, State::Lingering | State::Closed | State::Done);
-                if keep {
-                    let was_empty = conn.input().is_empty();
-                    conn.inbuf
-                        .extend_from_slice(self.driver.buffer(id, c.result as usize));
-                    if was_empty && matches!(conn.state, State::Head) {
-                        conn.deadline = Some(self.now + self.settings.header_timeout);
-                    }
+        if let Some(id) = c.buffer {
+            let keep = c.result > 0
+                && !matches!(conn.state, State::Lingering | State::Closed | State::Done);
+            if keep {
+                let was_empty = conn.input().is_empty();
+                conn.inbuf
+                    .extend_from_slice(self.driver.buffer(id, c.result as usize));
+                if was_empty && matches!(conn.state, State::Head) {
+                    conn.deadline = Some(self.now + self.settings.header_timeout);
                 }
-                self.driver.release_buffer(id);
             }
-        } else if c.result == 0
+            // Every buffer the kernel hands over goes back, whatever the result.
+            self.driver.release_buffer(id);
+        }
+        if c.result == 0
             || (c.result < 0 && c.result != -libc::ENOBUFS && c.result != -libc::ECANCELED)
         {
             conn.eof = true;
@@ -839,7 +840,7 @@ impl<'py> Worker<'py> {
         } else {
             addr
         };
-        let time = clf_time();
+        let time = evserver_http::date::clf_date(evserver_http::date::now());
         self.log.access(
             py,
             &format!("{addr} - - [{time}] \"{line}\" {status} {bytes}"),
@@ -1047,53 +1048,4 @@ impl<'py> Worker<'py> {
 fn is_stop_signal(py: Python<'_>, err: &PyErr) -> bool {
     err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
         || err.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
-}
-
-/// The current time as Common Log Format shows it: `10/Oct/2000:13:55:36 +0000`.
-fn clf_time() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::civil_from_days;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 }

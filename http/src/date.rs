@@ -40,7 +40,7 @@ impl Default for DateCache {
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
-fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
@@ -66,6 +66,22 @@ pub fn imf_fixdate(secs: u64) -> [u8; DATE_LEN] {
     two_digits(&mut out[20..22], in_day / 60 % 60);
     two_digits(&mut out[23..25], in_day % 60);
     out
+}
+
+/// Formats `secs` since the Unix epoch as Common Log Format shows time:
+/// `10/Oct/2000:13:55:36 +0000`.
+pub fn clf_date(secs: u64) -> String {
+    let fixdate = imf_fixdate(secs);
+    let field =
+        |range: std::ops::Range<usize>| String::from_utf8_lossy(&fixdate[range]).into_owned();
+    // From "Sun, 06 Nov 1994 08:49:37 GMT": day 5..7, month 8..11, year 12..16, time 17..25.
+    format!(
+        "{}/{}/{}:{} +0000",
+        field(5..7),
+        field(8..11),
+        field(12..16),
+        field(17..25)
+    )
 }
 
 fn two_digits(out: &mut [u8], n: u64) {
@@ -94,6 +110,12 @@ mod tests {
 
     fn text(secs: u64) -> String {
         String::from_utf8(imf_fixdate(secs).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn formats_common_log_format_time() {
+        assert_eq!(clf_date(784_111_777), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(clf_date(951_782_400), "29/Feb/2000:00:00:00 +0000");
     }
 
     #[test]

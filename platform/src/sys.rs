@@ -46,7 +46,14 @@ pub fn sendfile(out_fd: RawFd, in_fd: RawFd, offset: &mut i64, count: usize) -> 
     let mut len: libc::off_t = count as libc::off_t;
     // SAFETY: `len` is a valid, exclusively borrowed off_t; no header/trailer vector is passed.
     let ret = unsafe {
-        libc::sendfile(in_fd, out_fd, *offset as libc::off_t, &mut len, std::ptr::null_mut(), 0)
+        libc::sendfile(
+            in_fd,
+            out_fd,
+            *offset as libc::off_t,
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
     };
     *offset += len as i64;
     if ret < 0 {
@@ -57,4 +64,58 @@ pub fn sendfile(out_fd: RawFd, in_fd: RawFd, offset: &mut i64, count: usize) -> 
         return Err(err);
     }
     Ok(len as usize)
+}
+
+/// The errnos whose names the platform layer reads and writes (startup messages, the
+/// simulated-refusal switch). Not exhaustive: only what io_uring setup and sockets report.
+const ERRNO_NAMES: &[(i32, &str)] = &[
+    (libc::EPERM, "EPERM"),
+    (libc::ENOENT, "ENOENT"),
+    (libc::EINTR, "EINTR"),
+    (libc::EBADF, "EBADF"),
+    (libc::EAGAIN, "EAGAIN"),
+    (libc::ENOMEM, "ENOMEM"),
+    (libc::EACCES, "EACCES"),
+    (libc::EFAULT, "EFAULT"),
+    (libc::EBUSY, "EBUSY"),
+    (libc::EEXIST, "EEXIST"),
+    (libc::EINVAL, "EINVAL"),
+    (libc::ENFILE, "ENFILE"),
+    (libc::EMFILE, "EMFILE"),
+    (libc::ENOSYS, "ENOSYS"),
+    (libc::EOPNOTSUPP, "EOPNOTSUPP"),
+    (libc::ENOBUFS, "ENOBUFS"),
+    (libc::ETIME, "ETIME"),
+    (libc::ECANCELED, "ECANCELED"),
+];
+
+/// The symbolic name of `errno` (`libc::EPERM` -> `"EPERM"`), if it is one we know.
+pub fn errno_name(errno: i32) -> Option<&'static str> {
+    ERRNO_NAMES
+        .iter()
+        .find(|&&(n, _)| n == errno)
+        .map(|&(_, name)| name)
+}
+
+/// The errno named `name` (`"EPERM"` -> `libc::EPERM`), if it is one we know.
+pub fn errno_from_name(name: &str) -> Option<i32> {
+    ERRNO_NAMES
+        .iter()
+        .find(|&&(_, n)| n == name)
+        .map(|&(errno, _)| errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_names_round_trip() {
+        for &(errno, name) in ERRNO_NAMES {
+            assert_eq!(errno_name(errno), Some(name));
+            assert_eq!(errno_from_name(name), Some(errno));
+        }
+        assert_eq!(errno_from_name("ENOTANERRNO"), None);
+        assert_eq!(errno_name(-1), None);
+    }
 }

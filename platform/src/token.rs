@@ -18,11 +18,7 @@ impl Token {
     /// Packs a token. `generation` is truncated to 24 bits.
     #[inline]
     pub const fn new(slot: u32, generation: u32, op: u8) -> Token {
-        Token(
-            ((op as u64) << 56)
-                | (((generation & GENERATION_MASK) as u64) << 32)
-                | slot as u64,
-        )
+        Token(((op as u64) << 56) | (((generation & GENERATION_MASK) as u64) << 32) | slot as u64)
     }
 
     #[inline]
