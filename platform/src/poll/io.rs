@@ -1,0 +1,199 @@
+//! The non-blocking socket calls the poll backend performs on readiness, each retrying EINTR.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Send flags: never block, never raise SIGPIPE. macOS lacks a dependable `MSG_NOSIGNAL`;
+/// accepted sockets get `SO_NOSIGPIPE` there instead.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+
+/// The negated errno of `err`, as a completion result.
+pub(super) fn neg_errno(err: &io::Error) -> i32 {
+    -err.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Runs `call` until it is not interrupted by a signal.
+fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let ret = call();
+        if ret >= 0 {
+            return Ok(ret as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Accepts one connection as a non-blocking, close-on-exec socket.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) fn accept(listener: RawFd) -> io::Result<RawFd> {
+    retry_eintr(|| {
+        // SAFETY: null address pointers are allowed (the peer address is not wanted); an
+        // invalid fd gives EBADF.
+        unsafe {
+            libc::accept4(
+                listener,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            ) as isize
+        }
+    })
+    .map(|fd| fd as RawFd)
+}
+
+/// Accepts one connection as a non-blocking, close-on-exec socket that raises no SIGPIPE.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(super) fn accept(listener: RawFd) -> io::Result<RawFd> {
+    let fd = retry_eintr(|| {
+        // SAFETY: null address pointers are allowed (the peer address is not wanted); an
+        // invalid fd gives EBADF.
+        unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) as isize }
+    })? as RawFd;
+    if let Err(err) = configure_accepted(fd) {
+        crate::sys::close(fd);
+        return Err(err);
+    }
+    Ok(fd)
+}
+
+/// Makes a socket accepted on macOS what accept4 gives on Linux, and mutes its SIGPIPE.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn configure_accepted(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is the socket just accepted, which the caller owns; `one` outlives the
+    // setsockopt call and its size is passed with it.
+    let ok = unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) >= 0
+            && libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) >= 0
+    };
+    if !ok {
+        return Err(io::Error::last_os_error());
+    }
+    set_nonblocking(fd)
+}
+
+/// Puts `fd` in non-blocking mode (accepting must never block the loop).
+pub(super) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL take and return plain ints; an invalid fd gives EBADF.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & libc::O_NONBLOCK == 0
+            && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Receives into `buf` without blocking. `Ok(0)` is end of file.
+pub(super) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: `buf` is a valid, exclusively borrowed slice of `buf.len()` bytes.
+        unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) }
+    })
+}
+
+/// Sends `len` bytes at `buf` without blocking.
+///
+/// # Safety
+/// `buf..buf+len` must be valid for reads.
+pub(super) unsafe fn send(fd: RawFd, buf: *const u8, len: usize) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: the caller guarantees `buf..buf+len` is readable.
+        unsafe { libc::send(fd, buf.cast(), len, SEND_FLAGS) }
+    })
+}
+
+/// Sends the gathered buffers of `msg` without blocking.
+///
+/// # Safety
+/// `msg`, its iovec array and the buffers it points to must be valid for reads.
+pub(super) unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: the caller guarantees `msg` and everything it points to is readable.
+        unsafe { libc::sendmsg(fd, msg, SEND_FLAGS) }
+    })
+}
+
+/// The current readiness of `fd` for `events`, checked with `poll(2)` without waiting:
+/// `revents` restricted to `events` and the error and hang-up bits. `POLLNVAL` gives EBADF.
+pub(super) fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<libc::c_short> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    retry_eintr(|| {
+        // SAFETY: `pfd` is one valid, exclusively borrowed pollfd; the timeout is zero.
+        unsafe { libc::poll(&mut pfd, 1, 0) as isize }
+    })?;
+    if pfd.revents & libc::POLLNVAL != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    Ok(pfd.revents & (events | libc::POLLERR | libc::POLLHUP))
+}
+
+/// Whether `fd` is a regular file (or directory), which `select` reports ready at once and
+/// kqueue would not.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(super) fn is_always_ready(fd: RawFd) -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a full `stat` into the valid buffer on success; we read it only then.
+    let mode = unsafe {
+        if libc::fstat(fd, st.as_mut_ptr()) < 0 {
+            return false;
+        }
+        st.assume_init().st_mode
+    };
+    matches!(mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFDIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn recv_and_send_do_not_block() {
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        let mut buf = [0u8; 8];
+        let err = recv(a.as_raw_fd(), &mut buf).expect_err("nothing to read yet");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        // SAFETY: the literal is valid for its length.
+        let n = unsafe { send(b.as_raw_fd(), b"hi".as_ptr(), 2) }.expect("send");
+        assert_eq!(n, 2);
+        assert_eq!(recv(a.as_raw_fd(), &mut buf).expect("recv"), 2);
+        assert_eq!(&buf[..2], b"hi");
+    }
+
+    #[test]
+    fn poll_now_reports_readiness_and_bad_fds() {
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        assert_eq!(poll_now(a.as_raw_fd(), libc::POLLIN).expect("poll"), 0);
+        assert_eq!(
+            poll_now(a.as_raw_fd(), libc::POLLOUT).expect("poll"),
+            libc::POLLOUT
+        );
+        drop(b);
+        assert_ne!(poll_now(a.as_raw_fd(), libc::POLLIN).expect("poll"), 0);
+        let err = poll_now(1 << 20, libc::POLLIN).expect_err("not an open fd");
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    }
+}
