@@ -31,7 +31,19 @@ impl Loop {
     }
 
     pub fn with_config(config: Config) -> Loop {
-        let selected = Driver::new(super::BACKEND, &config).expect("driver");
+        let selected = match Driver::new(super::BACKEND, &config) {
+            Ok(selected) => selected,
+            Err(e) if super::BACKEND == evserver_platform::Choice::IoUring => {
+                // The kernel refuses io_uring here (seccomp, sysctl, old kernel): skip the
+                // whole binary rather than fail on the machine's account.
+                eprintln!(
+                    "SKIP: io_uring unavailable: {}",
+                    evserver_platform::describe_io_uring_refusal(&e)
+                );
+                std::process::exit(0);
+            }
+            Err(e) => panic!("driver: {e}"),
+        };
         Loop {
             driver: selected.driver,
             seen: Vec::new(),
