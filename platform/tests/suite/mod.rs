@@ -36,7 +36,10 @@ impl Loop {
             Err(e) if super::BACKEND == evserver_platform::Choice::IoUring => {
                 // The kernel refuses io_uring here (seccomp, sysctl, old kernel): skip the
                 // whole binary rather than fail on the machine's account.
-                eprintln!(
+                // Written to the stderr handle itself: the harness captures eprintln!.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "SKIP: io_uring unavailable: {}",
                     evserver_platform::describe_io_uring_refusal(&e)
                 );
