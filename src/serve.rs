@@ -58,7 +58,7 @@ fn serve(py: Python<'_>, cli: Cli) -> Result<(), Fatal> {
         Backend::IoUring => Choice::IoUring,
         Backend::Poll => Choice::Poll,
     };
-    let selected = Driver::new(choice, &Config::default()).map_err(|e| match choice {
+    let selected = Driver::select(choice, &Config::default()).map_err(|e| match choice {
         Choice::IoUring => fail(format!(
             "cannot use the io_uring backend: {}",
             evserver_platform::describe_io_uring_refusal(&e)

@@ -132,7 +132,7 @@ macro_rules! dispatch {
     };
 }
 
-/// What `Driver::new` chose, and why it fell back if it did.
+/// What `Driver::select` chose, and why it fell back if it did.
 pub struct Selected {
     pub driver: Driver,
     /// Set when `Choice::Auto` wanted io_uring but fell back to poll: a one-line reason,
@@ -143,8 +143,7 @@ pub struct Selected {
 impl Driver {
     /// Creates the driver. `Choice::IoUring` fails when io_uring cannot be set up;
     /// `Choice::Auto` falls back to the poll backend and says why.
-    #[allow(clippy::new_ret_no_self)] // TODO: rename to `select` once callers move
-    pub fn new(choice: Choice, config: &Config) -> io::Result<Selected> {
+    pub fn select(choice: Choice, config: &Config) -> io::Result<Selected> {
         match choice {
             Choice::Poll => Ok(Selected {
                 driver: Driver {
@@ -260,8 +259,9 @@ impl Driver {
         dispatch!(self, b => b.cancel(target))
     }
 
-    /// Closes `fd`. The caller must have cancelled its operations first; their final
-    /// completions still arrive. No completion is posted for the close itself.
+    /// Closes `fd`; the fd number is free when this returns. The caller must have cancelled
+    /// its operations first; their final completions still arrive. No completion is posted
+    /// for the close itself.
     pub fn close(&mut self, fd: RawFd) {
         dispatch!(self, b => b.close(fd))
     }

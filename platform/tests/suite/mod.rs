@@ -31,7 +31,7 @@ impl Loop {
     }
 
     pub fn with_config(config: Config) -> Loop {
-        let selected = match Driver::new(super::BACKEND, &config) {
+        let selected = match Driver::select(super::BACKEND, &config) {
             Ok(selected) => selected,
             Err(e) if super::BACKEND == evserver_platform::Choice::IoUring => {
                 // The kernel refuses io_uring here (seccomp, sysctl, old kernel): skip the
