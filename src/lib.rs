@@ -21,11 +21,15 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
     serve::main(py, argv)
 }
 
-/// The CLI reference, as `evserver --help` prints it.
+/// The CLI reference, as `evserver --help` prints it on a 100-column terminal (the README's
+/// reference is generated from this).
 #[pyfunction]
 fn cli_help() -> String {
     use clap::CommandFactory;
-    cli::Cli::command().render_long_help().to_string()
+    cli::Cli::command()
+        .term_width(100)
+        .render_long_help()
+        .to_string()
 }
 
 #[pymodule]

@@ -1,0 +1,90 @@
+"""Logging setup: the server's own log on stderr and the optional access log.
+
+The engine calls :func:`configure` once at startup. It logs application errors to the
+``evserver`` logger (with ``exc_info``) and one Common Log Format line per response to
+``evserver.access``. The root logger is never touched, so an application's own logging setup
+(Django's ``LOGGING``, ``logging.basicConfig``) applies as it would under any other server.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = ["ACCESS_LOGGER", "LEVELS", "LOGGER", "configure"]
+
+LOGGER = "evserver"
+ACCESS_LOGGER = "evserver.access"
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+FORMAT = "%(asctime)s [%(levelname)s] %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Above every level: the access log is off unless asked for.
+OFF = logging.CRITICAL + 10
+
+
+class _EvserverHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handlers configure() installs, so that calling it again replaces them."""
+
+
+class _EvserverFileHandler(logging.FileHandler):
+    """The access log written to a file, opened in append mode."""
+
+
+def configure(level: str = "info", access_log: str | None = None) -> None:
+    """Configures the ``evserver`` and ``evserver.access`` loggers.
+
+    ``level`` is one of ``debug``, ``info``, ``warning``, ``error`` (any case). ``access_log``
+    is ``None`` (no access log), ``"-"`` (standard output) or a file path (appended to).
+    Raises ``ValueError`` for an unknown level and ``OSError`` when the file cannot be opened.
+    """
+    try:
+        numeric = LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown log level {level!r} (choose one of: {', '.join(LEVELS)})"
+        ) from None
+
+    access_handler: logging.Handler | None = None
+    if access_log == "-":
+        access_handler = _EvserverHandler(sys.stdout)
+    elif access_log is not None:
+        try:
+            access_handler = _EvserverFileHandler(access_log, mode="a", encoding="utf-8")
+        except OSError as e:
+            raise OSError(e.errno, f"cannot open access log {access_log!r}: {e.strerror}") from None
+
+    server = logging.getLogger(LOGGER)
+    _remove_our_handlers(server)
+    handler = _EvserverHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
+    server.addHandler(handler)
+    server.setLevel(numeric)
+    # Our handler prints these; a handler on the root logger must not print them twice.
+    server.propagate = False
+    server.disabled = False
+
+    access = logging.getLogger(ACCESS_LOGGER)
+    _remove_our_handlers(access)
+    access.propagate = False
+    if access_handler is None:
+        access.setLevel(OFF)
+        access.disabled = True
+    else:
+        access_handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(access_handler)
+        access.setLevel(logging.INFO)
+        access.disabled = False
+
+
+def _remove_our_handlers(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
+        if isinstance(handler, (_EvserverHandler, _EvserverFileHandler)):
+            logger.removeHandler(handler)
+            handler.close()
