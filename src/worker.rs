@@ -195,6 +195,28 @@ impl<'py> Worker<'py> {
         }
     }
 
+    /// Runs `f` with the per-worker context a response needs; a stop the application asked
+    /// for (KeyboardInterrupt, SystemExit) stops the loop.
+    fn with_ctx<R>(
+        &mut self,
+        f: impl FnOnce(Python<'py>, &Bound<'py, PyAny>, &mut Ctx<'_>) -> R,
+    ) -> R {
+        let mut stop = false;
+        let result = {
+            let mut ctx = Ctx {
+                log: &self.log,
+                wait_slot: &self.wait_slot,
+                date: self.date.get(),
+                stop_requested: &mut stop,
+            };
+            f(self.py, &self.app, &mut ctx)
+        };
+        if stop {
+            self.stop = true;
+        }
+        result
+    }
+
     /// Runs Python's signal handlers; an exception they raise stops the loop.
     fn check_signals(&mut self) {
         if let Err(err) = self.py.check_signals() {
@@ -635,27 +657,19 @@ impl<'py> Worker<'py> {
                 return;
             }
         };
-        let mut stop = false;
-        let mut ctx = Ctx {
-            log: &self.log,
-            wait_slot: &self.wait_slot,
-            date: self.date.get(),
-            stop_requested: &mut stop,
-        };
-        let (mut response, step) = Response::start(
-            py,
-            &self.app,
-            environ.as_any(),
-            start_response,
-            timeout_flag,
-            request,
-            &mut ctx,
-            &mut conn.out,
-        );
+        let (mut response, step) = self.with_ctx(|py, app, ctx| {
+            Response::start(
+                py,
+                app,
+                environ.as_any(),
+                start_response,
+                timeout_flag,
+                request,
+                ctx,
+                &mut conn.out,
+            )
+        });
         response.request_line = request_line;
-        if stop {
-            self.stop = true;
-        }
         conn.state = State::App(Box::new(response));
         match step {
             Some(step) => self.on_step(slot, conn, step),
@@ -701,17 +715,8 @@ impl<'py> Worker<'py> {
             if response.parked || conn.awaiting_writable {
                 return;
             }
-            let mut stop = false;
-            let mut ctx = Ctx {
-                log: &self.log,
-                wait_slot: &self.wait_slot,
-                date: self.date.get(),
-                stop_requested: &mut stop,
-            };
-            let step = response.drive(self.py, &mut ctx, &mut conn.out);
-            if stop {
-                self.stop = true;
-            }
+            let out = &mut conn.out;
+            let step = self.with_ctx(|py, _, ctx| response.drive(py, ctx, out));
             if let Step::Flush = step {
                 self.start_send(slot, conn);
                 if let Err(e) = self.driver.submit() {
@@ -782,17 +787,8 @@ impl<'py> Worker<'py> {
         response.add_file_bytes(sent_total);
         match outcome {
             Ok(true) => {
-                let mut stop = false;
-                let mut ctx = Ctx {
-                    log: &self.log,
-                    wait_slot: &self.wait_slot,
-                    date: self.date.get(),
-                    stop_requested: &mut stop,
-                };
-                let step = response.end_body(self.py, &mut ctx, &mut conn.out);
-                if stop {
-                    self.stop = true;
-                }
+                let out = &mut conn.out;
+                let step = self.with_ctx(|py, _, ctx| response.end_body(py, ctx, out));
                 self.on_step(slot, conn, step);
             }
             Ok(false) => {
@@ -959,17 +955,7 @@ impl<'py> Worker<'py> {
             if response.parked {
                 self.driver.cancel(Self::token(slot, conn, OP_FDWAIT));
             }
-            let mut stop = false;
-            let mut ctx = Ctx {
-                log: &self.log,
-                wait_slot: &self.wait_slot,
-                date: self.date.get(),
-                stop_requested: &mut stop,
-            };
-            response.close_iterable(self.py, &mut ctx);
-            if stop {
-                self.stop = true;
-            }
+            self.with_ctx(|py, _, ctx| response.close_iterable(py, ctx));
         }
         if conn.recv_armed {
             self.driver.cancel(Self::token(slot, conn, OP_RECV));
