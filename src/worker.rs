@@ -392,7 +392,7 @@ impl<'py> Worker<'py> {
             State::App(resp) => {
                 if conn.eof && resp.parked {
                     // The client is gone while the request waits: end it now.
-                    self.abort(slot, conn);
+                    self.close_now(slot, conn);
                     return;
                 }
                 if conn.recv_armed && !conn.wants_input() {
@@ -746,7 +746,7 @@ impl<'py> Worker<'py> {
                 }
             }
             Step::SendFile => self.send_file(slot, conn),
-            Step::Done { keep_alive } => self.finish_request(slot, conn, keep_alive),
+            Step::Done { keep_alive } => self.finish_request(conn, keep_alive),
             Step::Abort => self.close_now(slot, conn),
         }
     }
@@ -803,13 +803,13 @@ impl<'py> Worker<'py> {
             }
             Err(e) => {
                 self.log.debug(self.py, &format!("sendfile failed: {e}"));
-                self.abort(slot, conn);
+                self.close_now(slot, conn);
             }
         }
     }
 
     /// A response completed: log it, then read the next request or close.
-    fn finish_request(&mut self, slot: u32, conn: &mut Conn, keep_alive: bool) {
+    fn finish_request(&mut self, conn: &mut Conn, keep_alive: bool) {
         let state = std::mem::replace(&mut conn.state, State::Head);
         if let State::App(response) = state {
             if let Some(line) = &response.request_line {
@@ -821,7 +821,6 @@ impl<'py> Worker<'py> {
         } else {
             conn.deadline = Some(self.now + self.settings.keep_alive);
         }
-        let _ = slot;
     }
 
     fn access_log(&self, conn: &Conn, line: &str, status: u16, bytes: u64) {
@@ -882,7 +881,7 @@ impl<'py> Worker<'py> {
                 return;
             }
             // The client is gone (EPIPE, ECONNRESET, ...).
-            self.abort(slot, conn);
+            self.close_now(slot, conn);
             return;
         }
         if let Some(op) = conn.out.complete(c.result as usize) {
@@ -937,11 +936,6 @@ impl<'py> Worker<'py> {
         conn.state = State::Lingering;
         conn.deadline = Some(self.now + LINGER);
         self.arm_recv(slot, conn);
-    }
-
-    /// Ends the response (calling `close()`) and closes the connection at once.
-    fn abort(&mut self, slot: u32, conn: &mut Conn) {
-        self.close_now(slot, conn);
     }
 
     /// Cancels everything the connection has in flight, calls the iterable's `close()` if a

@@ -45,10 +45,10 @@ pub fn write_app_head(
 ) -> Result<AppHead, HeadError> {
     let status_bytes =
         latin1_bytes(status).ok_or_else(|| HeadError("status is not latin-1".to_string()))?;
-    let code = parse_status(&status_bytes)
+    let code = parse_status(status_bytes)
         .ok_or_else(|| HeadError(format!("invalid status {:?}", status.to_string_lossy())))?;
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&status_bytes);
+    out.extend_from_slice(status_bytes);
     out.extend_from_slice(b"\r\n");
     let mut head = AppHead {
         status: code,
@@ -78,21 +78,21 @@ pub fn write_app_head(
             .ok_or_else(|| HeadError("a header name is not latin-1".to_string()))?;
         let value = latin1_bytes(value_str)
             .ok_or_else(|| HeadError(format!("header {} is not latin-1", name_str)))?;
-        if !valid_header_name(&name) {
+        if !valid_header_name(name) {
             return Err(HeadError(format!(
                 "invalid header name {:?}",
                 name_str.to_string_lossy()
             )));
         }
-        if !valid_header_value(&value) {
+        if !valid_header_value(value) {
             return Err(HeadError(format!(
                 "invalid character (CR, LF or control) in the value of header {}",
                 name_str.to_string_lossy()
             )));
         }
-        match classify(&name) {
+        match classify(name) {
             Special::ContentLength => {
-                let n = parse_length(&value).ok_or_else(|| {
+                let n = parse_length(value).ok_or_else(|| {
                     HeadError(format!(
                         "invalid Content-Length {:?}",
                         value_str.to_string_lossy()
@@ -119,9 +119,9 @@ pub fn write_app_head(
             Special::Server => head.has_server = true,
             Special::Other => {}
         }
-        out.extend_from_slice(&name);
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(&value);
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     Ok(head)

@@ -26,22 +26,13 @@ pub fn str_from_latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyStrin
 }
 
 /// The latin-1 bytes of a str, or `None` if it has a code point above U+00FF.
-/// Borrowed from the str's own storage when it is stored one byte per character.
-pub fn latin1_bytes<'a>(s: &'a Bound<'_, PyString>) -> Option<std::borrow::Cow<'a, [u8]>> {
+/// CPython stores every str in its narrowest form, so a latin-1 str is always one byte per
+/// character and its bytes are borrowed from the str's own storage.
+pub fn latin1_bytes<'a>(s: &'a Bound<'_, PyString>) -> Option<&'a [u8]> {
     // SAFETY: `data` reads the str's canonical representation; we only read it while `s`
-    // is borrowed, and we handle every kind.
+    // is borrowed.
     match unsafe { s.data() } {
-        Ok(PyStringData::Ucs1(bytes)) => Some(std::borrow::Cow::Borrowed(bytes)),
-        Ok(PyStringData::Ucs2(units)) => units
-            .iter()
-            .map(|&u| u8::try_from(u).ok())
-            .collect::<Option<Vec<u8>>>()
-            .map(std::borrow::Cow::Owned),
-        Ok(PyStringData::Ucs4(units)) => units
-            .iter()
-            .map(|&u| u8::try_from(u).ok())
-            .collect::<Option<Vec<u8>>>()
-            .map(std::borrow::Cow::Owned),
-        Err(_) => None,
+        Ok(PyStringData::Ucs1(bytes)) => Some(bytes),
+        _ => None,
     }
 }
