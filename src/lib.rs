@@ -15,10 +15,12 @@ mod worker;
 mod wsgi;
 
 /// Runs the `evserver` command with `argv` (including the program name); returns the exit
-/// status.
+/// status. When `app` is given, that WSGI callable is served and no APP, `--exec` or
+/// `--framework` may be named.
 #[pyfunction]
-fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    serve::main(py, argv)
+#[pyo3(signature = (argv, app = None))]
+fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) -> i32 {
+    serve::main(py, argv, app)
 }
 
 /// The CLI reference, as `evserver --help` prints it on a 100-column terminal (the README's

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Exit status for a failure at run time (bad app, busy port, backend refused).
 const EXIT_FAILURE: i32 = 1;
+/// Exit status for a bad command line (clap's own status for usage errors).
+const EXIT_USAGE: i32 = 2;
 const LISTEN_BACKLOG: i32 = 1024;
 
 /// A startup failure: one line for the user.
@@ -25,7 +27,7 @@ fn fail(msg: impl Into<String>) -> Fatal {
 }
 
 /// The whole command: returns the process exit status.
-pub fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
+pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) -> i32 {
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
@@ -33,7 +35,11 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
             return e.exit_code();
         }
     };
-    match serve(py, cli) {
+    if app.is_some() && (cli.app.is_some() || cli.exec_code.is_some() || cli.framework.is_some()) {
+        eprintln!("evserver: error: an application object was given; do not also name APP, --exec or --framework");
+        return EXIT_USAGE;
+    }
+    match serve(py, cli, app) {
         Ok(()) => 0,
         Err(Fatal(msg)) => {
             eprintln!("evserver: error: {msg}");
@@ -42,9 +48,12 @@ pub fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
     }
 }
 
-fn serve(py: Python<'_>, cli: Cli) -> Result<(), Fatal> {
+fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Result<(), Fatal> {
     configure_logging(py, &cli)?;
-    let app = load_app(py, &cli)?;
+    let app = match app {
+        Some(app) => app,
+        None => load_app(py, &cli)?,
+    };
     let mut listeners = Vec::new();
     for text in &cli.listen {
         let address =
@@ -84,9 +93,16 @@ fn serve(py: Python<'_>, cli: Cli) -> Result<(), Fatal> {
     let backend = driver.name();
     let mut worker = Worker::new(py, driver, app, listeners, settings, log)
         .map_err(|e| fail(format!("cannot start the worker: {e}")))?;
-    let wakeup = install_signal_handlers(py)
-        .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
-    worker.set_wakeup_fd(wakeup);
+    // Signal handlers belong to the main thread; a server started in another thread (Django's
+    // autoreloader runs it so) is stopped by its process instead.
+    let wakeup = if is_main_thread(py) {
+        let fd = install_signal_handlers(py)
+            .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
+        worker.set_wakeup_fd(fd);
+        Some(fd)
+    } else {
+        None
+    };
     eprintln!(
         "evserver: ready on {} (backend {backend}, 1 worker, pid {})",
         addresses.join(", "),
@@ -95,7 +111,9 @@ fn serve(py: Python<'_>, cli: Cli) -> Result<(), Fatal> {
     let _ = std::io::stderr().flush();
     let result = worker.run();
     drop(worker);
-    restore_signal_handlers(py, wakeup);
+    if let Some(fd) = wakeup {
+        restore_signal_handlers(py, fd);
+    }
     result.map_err(|e| fail(format!("the event loop failed: {e}")))
 }
 
@@ -140,6 +158,17 @@ fn load_app<'py>(py: Python<'py>, cli: &Cli) -> Result<Bound<'py, PyAny>, Fatal>
                 fail(format!("cannot load the application: {e}"))
             }
         })
+}
+
+/// Whether this is the interpreter's main thread (the only one that may set signal handlers).
+fn is_main_thread(py: Python<'_>) -> bool {
+    let check = || -> PyResult<bool> {
+        let threading = py.import("threading")?;
+        let current = threading.call_method0("current_thread")?;
+        let main = threading.call_method0("main_thread")?;
+        Ok(current.is(&main))
+    };
+    check().unwrap_or(true)
 }
 
 /// SIGTERM stops the server like SIGINT; both are noticed through Python's wakeup fd.
