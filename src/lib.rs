@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod body;
 mod cli;
 mod conn;
+mod fdwait;
 mod listen;
 mod outq;
 mod pylog;

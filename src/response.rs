@@ -2,6 +2,7 @@
 //! is under its high-water mark, frames them (Content-Length, chunked or close-delimited),
 //! parks on fdevent waits, sends files with sendfile, and calls `close()` exactly once.
 
+use crate::fdwait::InFlight;
 use crate::outq::OutQueue;
 use crate::pylog::Log;
 use crate::wsgi::fdevent::{PendingWait, TimeoutFlag, WaitSlot};
@@ -99,7 +100,8 @@ pub struct Response {
     pub status: u16,
     /// Body bytes beyond the application's Content-Length were dropped.
     overrun: bool,
-    pub parked: bool,
+    /// The fdevent wait in flight while the request is parked.
+    pub parked: Option<InFlight>,
     /// The request line, kept for the access log.
     pub request_line: Option<String>,
 }
@@ -133,7 +135,7 @@ impl Response {
             body_sent: 0,
             status: 0,
             overrun: false,
-            parked: false,
+            parked: None,
             request_line: None,
         };
         ctx.wait_slot.set_driving(true);

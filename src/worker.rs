@@ -3,12 +3,13 @@
 
 use crate::body::{BodyError, BodyReader};
 use crate::conn::{Conn, State};
+use crate::fdwait::{self, InFlight, Outcome};
 use crate::listen::Listener;
 use crate::outq::SendOp;
 use crate::pylog::Log;
 use crate::response::{Ctx, RequestInfo, Response, Step};
 use crate::wsgi::environ::{EnvironBuilder, RequestParts};
-use crate::wsgi::fdevent::{FdeventWait, TimeoutFlag, WaitSlot};
+use crate::wsgi::fdevent::{FdeventSelect, FdeventWait, TimeoutFlag, WaitSlot};
 use crate::wsgi::file_wrapper::FileWrapper;
 use crate::wsgi::input::{Body, Input};
 use crate::wsgi::start_response::StartResponse;
@@ -24,7 +25,6 @@ use std::time::{Duration, Instant};
 const OP_ACCEPT: u8 = 1;
 const OP_RECV: u8 = 2;
 const OP_SEND: u8 = 3;
-const OP_FDWAIT: u8 = 4;
 const OP_WRITABLE: u8 = 5;
 const OP_WAKEUP: u8 = 6;
 
@@ -87,6 +87,7 @@ impl<'py> Worker<'py> {
         let wait_slot = Rc::new(WaitSlot::default());
         let readable = Py::new(py, FdeventWait::new(Interest::Readable, wait_slot.clone()))?;
         let writable = Py::new(py, FdeventWait::new(Interest::Writable, wait_slot.clone()))?;
+        let select = Py::new(py, FdeventSelect::new(wait_slot.clone()))?;
         let stderr = py.import("sys")?.getattr("stderr")?;
         let mut states = Vec::new();
         for listener in listeners {
@@ -102,6 +103,7 @@ impl<'py> Worker<'py> {
             t.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
             t.set_item("x-wsgiorg.fdevent.readable", &readable)?;
             t.set_item("x-wsgiorg.fdevent.writable", &writable)?;
+            t.set_item("x-evserver.fdevent.select", &select)?;
             t.set_item("SCRIPT_NAME", "")?;
             t.set_item("SERVER_NAME", name)?;
             t.set_item("SERVER_PORT", port)?;
@@ -229,7 +231,9 @@ impl<'py> Worker<'py> {
         match c.token.op() {
             OP_ACCEPT => self.on_accept(c),
             OP_WAKEUP => self.on_wakeup(c),
-            OP_RECV | OP_SEND | OP_FDWAIT | OP_WRITABLE => {
+            op if matches!(op, OP_RECV | OP_SEND | OP_WRITABLE)
+                || fdwait::index_of(op).is_some() =>
+            {
                 let Some(mut conn) = self.take_conn(c.token) else {
                     // A stale completion of a freed slot carries nothing to act on, but a
                     // provided buffer must still go back.
@@ -245,8 +249,8 @@ impl<'py> Worker<'py> {
                 match c.token.op() {
                     OP_RECV => self.on_recv(&mut conn, c),
                     OP_SEND => self.on_send(&mut conn, c),
-                    OP_FDWAIT => self.on_fdwait(&mut conn, c),
-                    _ => self.on_writable(&mut conn, c),
+                    OP_WRITABLE => self.on_writable(&mut conn, c),
+                    _ => self.on_fdwait(&mut conn, c),
                 }
                 self.put_conn(c.token.slot(), conn);
             }
@@ -390,7 +394,7 @@ impl<'py> Worker<'py> {
                 }
             }
             State::App(resp) => {
-                if conn.eof && resp.parked {
+                if conn.eof && resp.parked.is_some() {
                     // The client is gone while the request waits: end it now.
                     self.close_now(slot, conn);
                     return;
@@ -693,6 +697,7 @@ impl<'py> Worker<'py> {
         let environ = self.listeners[listener].template.bind(py).copy()?;
         environ.set_item(pyo3::intern!(py, "wsgi.input"), input)?;
         environ.set_item(pyo3::intern!(py, "x-wsgiorg.fdevent.timeout"), timeout_flag)?;
+        environ.set_item(pyo3::intern!(py, "x-evserver.fdevent.ready"), timeout_flag)?;
         self.environ.fill(
             &environ,
             &RequestParts {
@@ -712,7 +717,7 @@ impl<'py> Worker<'py> {
             let State::App(response) = &mut conn.state else {
                 return;
             };
-            if response.parked || conn.awaiting_writable {
+            if response.parked.is_some() || conn.awaiting_writable {
                 return;
             }
             let out = &mut conn.out;
@@ -734,15 +739,17 @@ impl<'py> Worker<'py> {
             Step::Flush | Step::AwaitSend => self.start_send(slot, conn),
             Step::Park(wait) => {
                 self.start_send(slot, conn);
+                let generation = conn.generation;
                 if let State::App(response) = &mut conn.state {
-                    response.parked = true;
-                    conn.ops += 1;
-                    self.driver.poll_fd(
-                        wait.fd,
-                        wait.interest,
-                        wait.timeout,
-                        Self::token(slot, conn, OP_FDWAIT),
-                    );
+                    // One poll per fd; the first carries the timeout (one timer per wait).
+                    for (i, &(fd, interest)) in wait.fds.iter().enumerate() {
+                        let timeout = if i == 0 { wait.timeout } else { None };
+                        let token = Token::new(slot, generation, fdwait::op_for(i));
+                        self.driver.poll_fd(fd, interest, timeout, token);
+                    }
+                    conn.ops += wait.fds.len() as u32;
+                    response.parked =
+                        Some(InFlight::new(wait.fds.iter().map(|&(fd, _)| fd).collect()));
                 }
             }
             Step::SendFile => self.send_file(slot, conn),
@@ -901,14 +908,28 @@ impl<'py> Worker<'py> {
 
     fn on_fdwait(&mut self, conn: &mut Conn, c: Completion) {
         let slot = c.token.slot();
+        let generation = conn.generation;
         let State::App(response) = &mut conn.state else {
             return;
         };
-        response.parked = false;
-        if c.result == -libc::ECANCELED {
+        let (Some(wait), Some(index)) = (&mut response.parked, fdwait::index_of(c.token.op()))
+        else {
             return;
+        };
+        let next = wait.complete(index, c.result);
+        for i in fdwait::indices(next.cancel) {
+            self.driver
+                .cancel(Token::new(slot, generation, fdwait::op_for(i)));
         }
-        response.timeout_flag.get().set(c.result == -libc::ETIME);
+        let Some(outcome) = next.resume else {
+            return; // the other polls of the wait have yet to report
+        };
+        response.parked = None;
+        match outcome {
+            Outcome::Ready(fd) => response.timeout_flag.get().set_outcome(Some(fd)),
+            Outcome::TimedOut => response.timeout_flag.get().set_outcome(None),
+            Outcome::Cancelled => return,
+        }
         self.drive(slot, conn);
         self.advance(slot, conn);
         self.arm_recv(slot, conn);
@@ -946,8 +967,11 @@ impl<'py> Worker<'py> {
         }
         let state = std::mem::replace(&mut conn.state, State::Closed);
         if let State::App(mut response) = state {
-            if response.parked {
-                self.driver.cancel(Self::token(slot, conn, OP_FDWAIT));
+            if let Some(wait) = &response.parked {
+                for i in fdwait::indices(wait.pending()) {
+                    self.driver
+                        .cancel(Self::token(slot, conn, fdwait::op_for(i)));
+                }
             }
             self.with_ctx(|py, _, ctx| response.close_iterable(py, ctx));
         }

@@ -1,30 +1,33 @@
 //! The `x-wsgiorg.fdevent` extension: the `readable`/`writable` callables that record a wait,
-//! and the per-request timeout flag the server sets on every resume.
+//! evserver's `x-evserver.fdevent.select` that records a wait on several fds, and the
+//! per-request outcome (timeout flag, ready fd) the server sets on every resume.
 
 use evserver_platform::Interest;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyInt};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
-/// A wait the application asked for and has not yielded yet.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The most fds one wait may name (`x-evserver.fdevent.select`).
+pub const MAX_WAIT_FDS: usize = 64;
+
+/// A wait the application asked for and has not yielded yet: ready when any of `fds` is.
+#[derive(Clone, Debug, PartialEq)]
 pub struct PendingWait {
-    pub fd: RawFd,
-    pub interest: Interest,
+    pub fds: Vec<(RawFd, Interest)>,
     pub timeout: Option<Duration>,
 }
 
-/// Shared between the two callables and the worker: whether a request is being driven
-/// right now, and the wait it recorded.
+/// Shared between the callables and the worker: whether a request is being driven right now,
+/// and the wait it recorded.
 #[derive(Default)]
 pub struct WaitSlot {
     driving: Cell<bool>,
-    pending: Cell<Option<PendingWait>>,
+    pending: RefCell<Option<PendingWait>>,
 }
 
 impl WaitSlot {
@@ -39,7 +42,23 @@ impl WaitSlot {
     }
 
     pub fn has_pending(&self) -> bool {
-        self.pending.get().is_some()
+        self.pending.borrow().is_some()
+    }
+
+    /// Records `wait` for the request being driven.
+    fn record(&self, wait: PendingWait) -> PyResult<()> {
+        if !self.driving.get() {
+            return Err(PyRuntimeError::new_err(
+                "x-wsgiorg.fdevent: called outside the request the server is running",
+            ));
+        }
+        if self.has_pending() {
+            return Err(PyRuntimeError::new_err(
+                "x-wsgiorg.fdevent: a wait is already pending; yield it before waiting again",
+            ));
+        }
+        *self.pending.borrow_mut() = Some(wait);
+        Ok(())
     }
 }
 
@@ -117,21 +136,10 @@ impl FdeventWait {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let fd = fd_of(fd)?;
         let timeout = timeout_of(timeout)?;
-        if !self.slot.driving.get() {
-            return Err(PyRuntimeError::new_err(
-                "x-wsgiorg.fdevent: called outside the request the server is running",
-            ));
-        }
-        if self.slot.pending.get().is_some() {
-            return Err(PyRuntimeError::new_err(
-                "x-wsgiorg.fdevent: a wait is already pending; yield it before waiting again",
-            ));
-        }
-        self.slot.pending.set(Some(PendingWait {
-            fd,
-            interest: self.interest,
+        self.slot.record(PendingWait {
+            fds: vec![(fd, self.interest)],
             timeout,
-        }));
+        })?;
         Ok(PyBytes::new(py, b""))
     }
 
@@ -143,16 +151,97 @@ impl FdeventWait {
     }
 }
 
-/// `environ['x-wsgiorg.fdevent.timeout']`: true if and only if the last wait timed out.
+/// `environ['x-evserver.fdevent.select']`: a wait that ends when any of several fds is ready.
+#[pyclass(module = "evserver._evserver", unsendable, frozen)]
+pub struct FdeventSelect {
+    slot: Rc<WaitSlot>,
+}
+
+impl FdeventSelect {
+    pub fn new(slot: Rc<WaitSlot>) -> Self {
+        FdeventSelect { slot }
+    }
+}
+
+/// Appends the fds of the iterable `list` (None: none) with `interest` to `out`.
+fn fds_of(
+    list: Option<&Bound<'_, PyAny>>,
+    interest: Interest,
+    out: &mut Vec<(RawFd, Interest)>,
+) -> PyResult<()> {
+    let Some(list) = list else { return Ok(()) };
+    if list.is_none() {
+        return Ok(());
+    }
+    if list.is_instance_of::<PyInt>() || list.hasattr(pyo3::intern!(list.py(), "fileno"))? {
+        return Err(PyTypeError::new_err(
+            "x-evserver.fdevent.select takes lists of fds, not a single fd",
+        ));
+    }
+    for item in list.try_iter()? {
+        if out.len() == MAX_WAIT_FDS {
+            return Err(PyValueError::new_err(format!(
+                "x-evserver.fdevent.select waits on at most {MAX_WAIT_FDS} fds"
+            )));
+        }
+        out.push((fd_of(&item?)?, interest));
+    }
+    Ok(())
+}
+
+#[pymethods]
+impl FdeventSelect {
+    /// Records a wait until any fd of `readable` is readable or any of `writable` is
+    /// writable (or has an error or hang-up), or `timeout` passes; returns b"".
+    #[pyo3(signature = (readable, writable = None, timeout = None, /))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        readable: &Bound<'py, PyAny>,
+        writable: Option<&Bound<'py, PyAny>>,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut fds = Vec::new();
+        fds_of(Some(readable), Interest::Readable, &mut fds)?;
+        fds_of(writable, Interest::Writable, &mut fds)?;
+        if fds.is_empty() {
+            return Err(PyValueError::new_err(
+                "x-evserver.fdevent.select needs at least one fd",
+            ));
+        }
+        let timeout = timeout_of(timeout)?;
+        self.slot.record(PendingWait { fds, timeout })?;
+        Ok(PyBytes::new(py, b""))
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "<x-evserver.fdevent.select>"
+    }
+}
+
+/// `environ['x-wsgiorg.fdevent.timeout']`: true if and only if the last wait timed out. The
+/// same object is `environ['x-evserver.fdevent.ready']`: called, it returns the fd whose
+/// readiness ended the last wait, or None (no wait yet, or the timeout fired).
 #[pyclass(module = "evserver._evserver", frozen)]
-#[derive(Default)]
 pub struct TimeoutFlag {
     fired: AtomicBool,
+    ready: AtomicI32,
+}
+
+impl Default for TimeoutFlag {
+    fn default() -> Self {
+        TimeoutFlag {
+            fired: AtomicBool::new(false),
+            ready: AtomicI32::new(-1),
+        }
+    }
 }
 
 impl TimeoutFlag {
-    pub fn set(&self, fired: bool) {
-        self.fired.store(fired, Ordering::Relaxed);
+    /// Records how the last wait ended: `Some(fd)` ready, `None` timed out.
+    pub fn set_outcome(&self, ready: Option<RawFd>) {
+        self.fired.store(ready.is_none(), Ordering::Relaxed);
+        self.ready.store(ready.unwrap_or(-1), Ordering::Relaxed);
     }
 }
 
@@ -160,6 +249,11 @@ impl TimeoutFlag {
 impl TimeoutFlag {
     fn __bool__(&self) -> bool {
         self.fired.load(Ordering::Relaxed)
+    }
+
+    fn __call__(&self) -> Option<RawFd> {
+        let fd = self.ready.load(Ordering::Relaxed);
+        (fd >= 0).then_some(fd)
     }
 
     fn __repr__(&self) -> &'static str {

@@ -1,6 +1,8 @@
 """Endpoints for the COMET suites: channels by name, publishing (inline and from a thread),
 and the SSE, long-poll and multipart helpers over them."""
 
+import json
+import socket
 import threading
 import time
 
@@ -66,6 +68,76 @@ def push(environ, start_response):
     return multipart.response(environ, start_response, channel(q["ch"]), boundary="frame")
 
 
+def select_two(environ, start_response):
+    """Waits on channels ``a`` and ``b`` at once (x-evserver.fdevent.select), ``t`` seconds at
+    most; answers which woke it, and what each wait's outcome looked like."""
+    q = query(environ)
+    subs = {name: channel(q[name]).subscribe() for name in ("a", "b")}
+    fds = {sub.fileno(): name for name, sub in subs.items()}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    key = q.get("key")
+    try:
+        yield environ["x-evserver.fdevent.select"](list(subs.values()), None, float(q["t"]))
+        ready = environ["x-evserver.fdevent.ready"]()
+        yield json.dumps(
+            {
+                "ready": fds.get(ready, ready),
+                "timeout": bool(environ["x-wsgiorg.fdevent.timeout"]),
+                "data": [m.data for sub in subs.values() for m in sub.fetch()],
+            }
+        ).encode()
+        # A single wait after a select: the outcome is reset and names its fd.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with sock:
+            yield environ["x-wsgiorg.fdevent.readable"](sock, 0.01)
+            yield json.dumps(
+                {
+                    "timeout": bool(environ["x-wsgiorg.fdevent.timeout"]),
+                    "ready": environ["x-evserver.fdevent.ready"](),
+                }
+            ).encode()
+    finally:
+        if key:
+            record(key, "closed")
+
+
+def select_mixed(environ, start_response):
+    """A readable idle socket and a writable one at once: the writable one wins."""
+    start_response("200 OK", [("Content-Type", "application/json")])
+    idle = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with idle, out:
+        yield environ["x-evserver.fdevent.select"]([idle], [out], 5)
+        ready = environ["x-evserver.fdevent.ready"]()
+        yield json.dumps({"writable_won": ready == out.fileno()}).encode()
+
+
+def select_errors(environ, start_response):
+    """What bad arguments to x-evserver.fdevent.select raise."""
+    select = environ["x-evserver.fdevent.select"]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    errors = {}
+    cases = {
+        "empty": lambda: select([], [], 1),
+        "single": lambda: select(sock),
+        "too_many": lambda: select([sock] * 65),
+        "negative": lambda: select([-1]),
+        "bad_timeout": lambda: select([sock], None, "soon"),
+        "not_iterable": lambda: select(3.5),
+    }
+    with sock:
+        for name, call in cases.items():
+            try:
+                call()
+                errors[name] = None
+            except Exception as e:  # noqa: BLE001 - the test wants the type
+                errors[name] = type(e).__name__
+        yield select([sock] * 64, None, 0)  # 64 is allowed
+        errors["timeout_64"] = bool(environ["x-wsgiorg.fdevent.timeout"])
+    start_response("200 OK", [("Content-Type", "application/json")])
+    yield json.dumps(errors).encode()
+
+
 def _recorded(key, body):
     """Records ``closed`` under ``key`` when the body ends (GeneratorExit included)."""
     try:
@@ -81,6 +153,9 @@ ROUTES = {
     "/sse": events_sse,
     "/poll": poll,
     "/push": push,
+    "/select": select_two,
+    "/select-mixed": select_mixed,
+    "/select-errors": select_errors,
 }
 
 
