@@ -1,7 +1,9 @@
 """Endpoints for the COMET suites: channels by name, publishing (inline and from a thread),
-and the SSE, long-poll and multipart helpers over them."""
+and the SSE, long-poll and multipart helpers over them. With ``COMET_TEST_REDIS`` (a URL) and
+``COMET_TEST_PREFIX`` set, the channels are Redis channels of one hub."""
 
 import json
+import os
 import socket
 import threading
 import time
@@ -10,9 +12,16 @@ from evserver.comet import Channel, longpoll, multipart, sse
 from recorder import query, record, respond_json, with_common_routes
 
 CHANNELS: dict[str, Channel] = {}
+HUB = None
+if os.environ.get("COMET_TEST_REDIS"):
+    from evserver.comet.redis import RedisHub
+
+    HUB = RedisHub(os.environ["COMET_TEST_REDIS"], prefix=os.environ["COMET_TEST_PREFIX"])
 
 
 def channel(name: str) -> Channel:
+    if HUB is not None:
+        return HUB.channel(name, history=5 if name.startswith("small") else None)
     if name not in CHANNELS:
         # Channels named "small-..." keep a history of 5 messages.
         CHANNELS[name] = Channel(name, history=5 if name.startswith("small") else 1024)
