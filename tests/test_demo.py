@@ -61,7 +61,8 @@ def test_page_is_complete_html_without_external_resources():
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     assert 'new EventSource("clock")' in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "no external resources"
-    assert '<section class="card" id="chat" hidden>' in page, "the slot for the chat"
+    assert '<section class="card" id="chat" data-base="chat">' in page, "the chat beside it"
+    assert 'new EventSource(base + "/events?lastEventId=0")' in page
 
 
 def test_clock_stream_waits_with_fdevent_between_ticks():

@@ -9,6 +9,12 @@ between, and one worker holds thousands of clocks. This is the clock of the 2009
 introduction, done right: ticks land on the second, the socket is always closed (the
 generator's ``finally`` runs when the client goes away), and a browser shows it with no
 plug-in, no polling and no external script.
+
+Beside the clock, the page holds the chat room of :mod:`evserver.chat` (routes under
+``/chat``): messages go through an in-memory :class:`evserver.comet.Channel` and reach every
+open page by server-sent events (long-poll where there are none, or with
+``?transport=poll``). With ``EVSERVER_CHAT_REDIS=redis://...`` the room is a Redis channel,
+shared by every worker and machine.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["application"]
+from evserver import chat
+
+__all__ = ["CHAT", "application"]
 
 StartResponse = Callable[..., Any]
 
@@ -30,6 +39,8 @@ StartResponse = Callable[..., Any]
 def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """The demo's WSGI application."""
     path = environ.get("PATH_INFO") or "/"
+    if CHAT.handles(path):
+        return CHAT(environ, start_response)
     method = environ["REQUEST_METHOD"]
     if path not in ROUTES:
         return _plain(start_response, "404 Not Found", f"not found: {path}\n")
@@ -193,7 +204,7 @@ PAGE = """<!doctype html>
   .card { background: var(--card); border-radius: .75rem; padding: 1.5rem;
           box-shadow: 0 1px 3px rgba(0, 0, 0, .12); }
   .card h2 { margin: 0 0 1rem; font-size: 1.1rem; }
-  #time { font: 600 clamp(2.5rem, 10vw, 5.5rem)/1.1 ui-monospace, "SF Mono", Menlo, monospace;
+  #time { font: 600 clamp(2.5rem, 7vw, 4.5rem)/1.1 ui-monospace, "SF Mono", Menlo, monospace;
           letter-spacing: .02em; font-variant-numeric: tabular-nums; }
   #date { color: var(--muted); min-height: 1.5em; }
   .status { display: flex; align-items: center; gap: .5rem; margin-top: 1rem;
@@ -219,10 +230,7 @@ PAGE = """<!doctype html>
       <div id="date">&nbsp;</div>
       <div class="status"><span class="dot" id="dot"></span><span id="status">connecting&hellip;</span></div>
     </section>
-    <!-- The slot for the chat demo (long-poll and push, the same mechanism): it sits beside
-         the clock; a later version fills it and removes `hidden`. -->
-    <section class="card" id="chat" hidden></section>
-  </div>
+<!-- CHAT -->  </div>
   <section class="card" id="how">
     <h2>How it works</h2>
     <p>The time comes from the server, pushed once a second over one long response
@@ -277,3 +285,12 @@ PAGE = """<!doctype html>
 </body>
 </html>
 """
+
+#: The chat room beside the clock.
+CHAT = chat.Chat(chat.room_channel("chat", os.environ.get("EVSERVER_CHAT_REDIS")))
+
+PAGE = (
+    PAGE.replace("<!-- CHAT -->", chat.WIDGET.format(base="chat").strip("\n"))
+    .replace("</style>", chat.STYLE.lstrip("\n") + "</style>")
+    .replace("</body>", chat.SCRIPT.lstrip("\n") + "</body>")
+)

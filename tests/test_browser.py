@@ -1,0 +1,110 @@
+"""The demo in a real browser (headless Chromium driven by selenium): two windows on the chat,
+one on server-sent events and one on the long-poll fallback; a message sent in either appears
+in the other; the clock ticks. With ``EVSERVER_SCREENSHOT_DIR`` set, saves the screenshots the
+README shows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+webdriver = pytest.importorskip(
+    "selenium.webdriver", reason="needs selenium (pip install selenium)"
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+def browser(width: int = 1100, height: int = 820):
+    if not (CHROMIUM and DRIVER):
+        message = "needs chromium and chromedriver (Debian: chromium, chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+    ):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
+
+
+@pytest.fixture(scope="module")
+def demo(module_serve):
+    return module_serve()  # no app: the built-in demo
+
+
+@pytest.fixture(scope="module")
+def windows() -> Iterator[list]:
+    drivers = []
+    try:
+        drivers = [browser(), browser()]
+        yield drivers
+    finally:
+        for d in drivers:
+            d.quit()
+
+
+def wait_for(driver, predicate, timeout: float = 15.0, message: str = ""):
+    return WebDriverWait(driver, timeout).until(lambda d: predicate(d), message)
+
+
+def chat_texts(driver) -> list[str]:
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#chat .log li .text")]
+
+
+def chat_status(driver) -> str:
+    return driver.find_element(By.ID, "chat-status").text
+
+
+def say(driver, text: str) -> None:
+    box = driver.find_element(By.CSS_SELECTOR, "#chat input[name=text]")
+    box.send_keys(text)
+    driver.find_element(By.CSS_SELECTOR, "#chat button[type=submit]").click()
+
+
+def test_chat_between_two_windows_and_the_clock_ticks(demo, windows, backend):
+    sse_window, poll_window = windows
+    sse_window.get(demo.url("/"))
+    poll_window.get(demo.url("/?transport=poll"))
+    wait_for(sse_window, lambda d: "server-sent events" in chat_status(d), message="SSE live")
+    wait_for(poll_window, lambda d: "long-poll" in chat_status(d), message="long-poll live")
+
+    first = f"Hello from the window on server-sent events ({backend} backend)"
+    say(sse_window, first)
+    wait_for(poll_window, lambda d: first in chat_texts(d), message="long-poll window got it")
+    wait_for(sse_window, lambda d: first in chat_texts(d), message="sender sees its own")
+
+    second = "Hi! This window listens by long-poll."
+    say(poll_window, second)
+    wait_for(sse_window, lambda d: second in chat_texts(d), message="SSE window got it")
+    assert chat_texts(sse_window)[-2:] == [first, second]
+
+    # The clock ticks: the time shown changes, and the tick counter grows.
+    clock = sse_window.find_element(By.ID, "time")
+    wait_for(sse_window, lambda d: clock.text.count(":") == 2, message="clock shows a time")
+    shown = clock.text
+    wait_for(sse_window, lambda d: clock.text != shown, timeout=5, message="clock ticks")
+    assert "ticks" in sse_window.find_element(By.ID, "status").text
+
+    out = os.environ.get("EVSERVER_SCREENSHOT_DIR")
+    if out:
+        say(poll_window, "Pushed to every open page the moment it is sent.")
+        wait_for(sse_window, lambda d: len(chat_texts(d)) >= 3)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        sse_window.save_screenshot(str(Path(out) / "demo.png"))
+        poll_window.get(demo.url("/chat?transport=poll"))
+        wait_for(poll_window, lambda d: len(chat_texts(d)) >= 3)
+        poll_window.save_screenshot(str(Path(out) / "chat.png"))
