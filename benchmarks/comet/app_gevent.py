@@ -1,0 +1,57 @@
+"""The COMET benchmark's app for gunicorn ``-k gevent``: the same routes as app_fdevent.py,
+written the gevent way (a request blocks on a ``gevent.event.Event`` in its greenlet; a
+publish sets the current event, waking every waiter, and puts a fresh one in its place)."""
+
+import json
+import os
+from urllib.parse import parse_qs
+
+from gevent.event import Event
+
+
+class Broadcast:
+    def __init__(self):
+        self.last_id = 0
+        self.event = Event()
+
+    def publish(self):
+        self.last_id += 1
+        event, self.event = self.event, Event()
+        event.set()
+        return self.last_id
+
+
+CHANNEL = Broadcast()
+STATE = {"waiting": 0}
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO")
+    if path == "/wait":
+        return wait(environ, start_response)
+    if path == "/publish":
+        return respond(start_response, {"id": CHANNEL.publish()})
+    if path == "/stats":
+        stats = {"waiting": STATE["waiting"], "last_id": CHANNEL.last_id, "pid": os.getpid()}
+        return respond(start_response, stats)
+    return respond(start_response, {"error": "not found"}, "404 Not Found")
+
+
+def wait(environ, start_response):
+    raw = parse_qs(environ.get("QUERY_STRING", "")).get("last_id", [""])[0]
+    last = int(raw) if raw.isdigit() else CHANNEL.last_id
+    if CHANNEL.last_id <= last:
+        STATE["waiting"] += 1
+        try:
+            CHANNEL.event.wait(300)
+        finally:
+            STATE["waiting"] -= 1
+    return respond(start_response, {"id": CHANNEL.last_id if CHANNEL.last_id > last else None})
+
+
+def respond(start_response, value, status="200 OK"):
+    body = json.dumps(value).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
