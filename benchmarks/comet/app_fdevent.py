@@ -8,26 +8,13 @@
 - ``GET /stats``: how many requests are parked right now, and the channel's last id.
 """
 
-import json
 import os
 from urllib.parse import parse_qs
 
+from common import STATE, make_app, respond
 from evserver.comet import Channel
 
 CHANNEL = Channel("bench", history=16)
-STATE = {"waiting": 0}
-
-
-def application(environ, start_response):
-    path = environ.get("PATH_INFO")
-    if path == "/wait":
-        return wait(environ, start_response)
-    if path == "/publish":
-        return respond(start_response, {"id": CHANNEL.publish("tick").id})
-    if path == "/stats":
-        stats = {"waiting": STATE["waiting"], "last_id": CHANNEL.last_id, "pid": os.getpid()}
-        return respond(start_response, stats)
-    return respond(start_response, {"error": "not found"}, "404 Not Found")
 
 
 def wait(environ, start_response):
@@ -48,16 +35,7 @@ def wait(environ, start_response):
             if own:
                 os.close(fd)
         messages = subscription.fetch(limit=1)
-    body = json.dumps({"id": messages[0].id if messages else None}).encode()
-    start_response(
-        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    )
-    yield body
+    yield from respond(start_response, {"id": messages[0].id if messages else None})
 
 
-def respond(start_response, value, status="200 OK"):
-    body = json.dumps(value).encode()
-    start_response(
-        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
+application = make_app(wait, lambda: CHANNEL.publish("tick").id, lambda: CHANNEL.last_id)

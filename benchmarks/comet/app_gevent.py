@@ -2,10 +2,9 @@
 written the gevent way (a request blocks on a ``gevent.event.Event`` in its greenlet; a
 publish sets the current event, waking every waiter, and puts a fresh one in its place)."""
 
-import json
-import os
 from urllib.parse import parse_qs
 
+from common import STATE, make_app, respond
 from gevent.event import Event
 
 
@@ -22,19 +21,6 @@ class Broadcast:
 
 
 CHANNEL = Broadcast()
-STATE = {"waiting": 0}
-
-
-def application(environ, start_response):
-    path = environ.get("PATH_INFO")
-    if path == "/wait":
-        return wait(environ, start_response)
-    if path == "/publish":
-        return respond(start_response, {"id": CHANNEL.publish()})
-    if path == "/stats":
-        stats = {"waiting": STATE["waiting"], "last_id": CHANNEL.last_id, "pid": os.getpid()}
-        return respond(start_response, stats)
-    return respond(start_response, {"error": "not found"}, "404 Not Found")
 
 
 def wait(environ, start_response):
@@ -49,9 +35,4 @@ def wait(environ, start_response):
     return respond(start_response, {"id": CHANNEL.last_id if CHANNEL.last_id > last else None})
 
 
-def respond(start_response, value, status="200 OK"):
-    body = json.dumps(value).encode()
-    start_response(
-        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
+application = make_app(wait, CHANNEL.publish, lambda: CHANNEL.last_id)

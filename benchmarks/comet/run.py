@@ -29,6 +29,7 @@ import resource
 import select
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -183,6 +184,18 @@ class Server:
                 pass
         return total
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server's process tree so far."""
+        ticks = 0
+        for pid in tree(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+            except (OSError, ValueError, IndexError):
+                pass
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -322,7 +335,9 @@ def measure(name: str, args: argparse.Namespace) -> dict:
                 if r == 0:
                     rss = server.rss()
                     growth, total = rss - idle, rss
+                cpu0 = server.cpu_seconds()
                 times = parked.publish_and_collect()
+                cpu = server.cpu_seconds() - cpu0
             finally:
                 parked.close()
             latencies += times
@@ -331,11 +346,13 @@ def measure(name: str, args: argparse.Namespace) -> dict:
                     "p50_ms": percentile(times, 50) * 1e3,
                     "p99_ms": percentile(times, 99) * 1e3,
                     "max_ms": max(times) * 1e3,
+                    "cpu_us_per_client": cpu / clients * 1e6,
                 }
             )
             log(
                 f"{name} round {r + 1}: p50 {rounds[-1]['p50_ms']:.1f} ms, "
-                f"p99 {rounds[-1]['p99_ms']:.1f} ms, max {rounds[-1]['max_ms']:.1f} ms"
+                f"p99 {rounds[-1]['p99_ms']:.1f} ms, max {rounds[-1]['max_ms']:.1f} ms, "
+                f"server CPU {rounds[-1]['cpu_us_per_client']:.0f} µs/client"
             )
             time.sleep(0.5)
         return {
@@ -348,6 +365,7 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             "p50_ms": percentile(latencies, 50) * 1e3,
             "p99_ms": percentile(latencies, 99) * 1e3,
             "max_ms": max(latencies) * 1e3,
+            "cpu_us_per_client": statistics.median(x["cpu_us_per_client"] for x in rounds),
             "rounds": rounds,
         }
     finally:
@@ -420,12 +438,13 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
     base = next((r for r in results if r["server"] == BASELINE and "error" not in r), None)
     print(
         "| server | RSS growth / client | total RSS / client | p50 | p99 | max "
-        "| memory vs evserver | p99 vs evserver | max vs evserver |"
+        "| server CPU / client | memory vs evserver | p99 vs evserver | max vs evserver "
+        "| CPU vs evserver |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         if "error" in r:
-            print(f"| {r['server']} | failed: {r['error']} | | | | | | | |")
+            print(f"| {r['server']} | failed: {r['error']} | | | | | | | | | |")
             continue
 
         def ratio(key: str, r: dict = r) -> str:
@@ -435,8 +454,9 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
         print(
             f"| {label} | {r['rss_growth_per_client'] / 1024:.1f} KiB "
             f"| {r['rss_total_per_client'] / 1024:.1f} KiB | {r['p50_ms']:.1f} ms "
-            f"| {r['p99_ms']:.1f} ms | {r['max_ms']:.1f} ms | {ratio('rss_growth_per_client')} "
-            f"| {ratio('p99_ms')} | {ratio('max_ms')} |"
+            f"| {r['p99_ms']:.1f} ms | {r['max_ms']:.1f} ms | {r['cpu_us_per_client']:.0f} µs "
+            f"| {ratio('rss_growth_per_client')} | {ratio('p99_ms')} | {ratio('max_ms')} "
+            f"| {ratio('cpu_us_per_client')} |"
         )
     print()
     for r in results:

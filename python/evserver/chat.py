@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from evserver._responses import StartResponse, html, plain
 from evserver.comet import Channel, longpoll, sse
 
 __all__ = ["MAX_NAME", "MAX_TEXT", "SCRIPT", "STYLE", "WIDGET", "Chat", "room_channel"]
@@ -27,8 +28,6 @@ __all__ = ["MAX_NAME", "MAX_TEXT", "SCRIPT", "STYLE", "WIDGET", "Chat", "room_ch
 MAX_NAME = 40
 MAX_TEXT = 500
 MAX_BODY = 4096
-
-StartResponse = Callable[..., Any]
 
 
 def room_channel(name: str, redis_url: str | None = None, history: int = 200) -> Channel:
@@ -58,17 +57,21 @@ class Chat:
         method = environ["REQUEST_METHOD"]
         if route == "/say":
             if method != "POST":
-                return _plain(start_response, "405 Method Not Allowed", "use POST\n", "POST")
+                return plain(
+                    start_response, "405 Method Not Allowed", "use POST\n", [("Allow", "POST")]
+                )
             return self.say(environ, start_response)
         if route not in ("", "/", "/events", "/poll"):
-            return _plain(start_response, "404 Not Found", f"not found: {path}\n")
+            return plain(start_response, "404 Not Found", f"not found: {path}\n")
         if method not in ("GET", "HEAD"):
-            return _plain(start_response, "405 Method Not Allowed", "use GET\n", "GET, HEAD")
+            return plain(
+                start_response, "405 Method Not Allowed", "use GET\n", [("Allow", "GET, HEAD")]
+            )
         if route == "/events":
             return sse.response(environ, start_response, self.channel, heartbeat=15, retry=2)
         if route == "/poll":
             return longpoll.response(environ, start_response, self.channel, timeout=25)
-        return _html(environ, start_response, page(environ.get("SCRIPT_NAME", "") + self.prefix))
+        return html(environ, start_response, page(environ.get("SCRIPT_NAME", "") + self.prefix))
 
     def say(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Publishes the form's ``text`` from ``name``; 400 for an empty or too long one."""
@@ -77,14 +80,14 @@ class Chat:
         except ValueError:
             length = -1
         if not 0 <= length <= MAX_BODY:
-            return _plain(start_response, "413 Content Too Large", "message too large\n")
+            return plain(start_response, "413 Content Too Large", "message too large\n")
         form = parse_qs(environ["wsgi.input"].read(length).decode("utf-8", "replace"))
         name = (form.get("name", [""])[0].strip() or "guest")[:MAX_NAME]
         text = form.get("text", [""])[0].strip()
         if not text:
-            return _plain(start_response, "400 Bad Request", "empty message\n")
+            return plain(start_response, "400 Bad Request", "empty message\n")
         if len(text) > MAX_TEXT:
-            return _plain(start_response, "400 Bad Request", f"at most {MAX_TEXT} characters\n")
+            return plain(start_response, "400 Bad Request", f"at most {MAX_TEXT} characters\n")
         now = datetime.datetime.now().astimezone()
         data = json.dumps({"name": name, "text": text, "time": f"{now:%H:%M:%S}"})
         message = self.channel.publish(data, event="say")
@@ -93,30 +96,6 @@ class Chat:
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         return [body]
-
-
-def _plain(
-    start_response: StartResponse, status: str, text: str, allow: str | None = None
-) -> list[bytes]:
-    body = text.encode()
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if allow:
-        headers.append(("Allow", allow))
-    start_response(status, headers)
-    return [body]
-
-
-def _html(environ: dict[str, Any], start_response: StartResponse, text: str) -> list[bytes]:
-    body = text.encode()
-    start_response(
-        "200 OK",
-        [
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-cache"),
-        ],
-    )
-    return [body] if environ["REQUEST_METHOD"] != "HEAD" else []
 
 
 #: The room's CSS (uses the demo page's colour variables, with fallbacks).

@@ -30,10 +30,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from evserver import chat
+from evserver._responses import StartResponse, html, plain
 
 __all__ = ["CHAT", "application"]
-
-StartResponse = Callable[..., Any]
 
 
 def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -43,25 +42,16 @@ def application(environ: dict[str, Any], start_response: StartResponse) -> Itera
         return CHAT(environ, start_response)
     method = environ["REQUEST_METHOD"]
     if path not in ROUTES:
-        return _plain(start_response, "404 Not Found", f"not found: {path}\n")
+        return plain(start_response, "404 Not Found", f"not found: {path}\n")
     if method not in ("GET", "HEAD"):
-        return _plain(
+        return plain(
             start_response, "405 Method Not Allowed", "use GET\n", [("Allow", "GET, HEAD")]
         )
     return ROUTES[path](environ, start_response)
 
 
 def page(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    body = PAGE.encode()
-    start_response(
-        "200 OK",
-        [
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-cache"),
-        ],
-    )
-    return [body] if environ["REQUEST_METHOD"] != "HEAD" else []
+    return html(environ, start_response, PAGE)
 
 
 def clock_events(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -96,7 +86,7 @@ def _stream(
     render: Callable[[int, datetime.datetime], bytes],
 ) -> Iterable[bytes]:
     if "x-wsgiorg.fdevent.readable" not in environ:
-        return _plain(
+        return plain(
             start_response,
             "501 Not Implemented",
             "this clock needs a server with the x-wsgiorg.fdevent extension, such as evserver\n",
@@ -154,24 +144,6 @@ def _ticks(environ: dict[str, Any], count: int | None) -> Iterator[bytes | datet
     finally:
         # Runs on the last tick, and on GeneratorExit when the client went away.
         sock.close()
-
-
-def _plain(
-    start_response: StartResponse,
-    status: str,
-    text: str,
-    headers: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    body = text.encode()
-    start_response(
-        status,
-        [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            *(headers or []),
-        ],
-    )
-    return [body]
 
 
 ROUTES: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = {
