@@ -45,3 +45,24 @@ def test_chat_page_and_a_message_through_sse(chat):
         headers = [("Content-Type", "application/x-www-form-urlencoded")]
         assert exchange(chat, request("POST", "/chat/say", headers, body)).status == 200
         assert json.loads(stream.next_event()["data"])["text"] == "from the example"
+
+
+def test_chat_on_redis_across_two_processes(serve):
+    """``EVSERVER_CHAT_REDIS``: two chat servers (two workers, or two machines) on one Redis;
+    a message said on one reaches a listener on the other."""
+    from redis_support import redis_server
+
+    with redis_server() as url:
+        env = {"EVSERVER_CHAT_REDIS": url}
+        one, two = (serve("examples.chat", env=env, cwd=ROOT) for _ in range(2))
+        conn = two.connect()
+        with conn:
+            conn.send(request("GET", "/chat/events"))
+            conn.head()
+            stream = EventStream(conn)
+            body = b"name=one&text=across+processes"
+            headers = [("Content-Type", "application/x-www-form-urlencoded")]
+            said = exchange(one, request("POST", "/chat/say", headers, body)).json()
+            event = stream.next_event()
+            assert int(event["id"]) == said["id"]
+            assert json.loads(event["data"])["text"] == "across processes"
