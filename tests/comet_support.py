@@ -4,6 +4,8 @@ of server-sent events on a raw connection."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from support import RawConnection, exchange, request
 
@@ -66,3 +68,14 @@ def open_sse(server, ch: str, query: str = "", headers=None) -> EventStream:
     stream = EventStream(conn)
     assert stream.next_block() == ":", "the stream opens with a comment"
     return stream
+
+
+@contextmanager
+def streams_on(servers: Sequence, ch: str) -> Iterator[list[EventStream]]:
+    """One open event stream on ``ch`` per server in ``servers``, closed at the end."""
+    streams = [open_sse(server, ch) for server in servers]
+    try:
+        yield streams
+    finally:
+        for stream in streams:
+            stream.conn.close()

@@ -7,7 +7,7 @@ import json
 import uuid
 
 import pytest
-from comet_support import EventStream, new_channel, open_sse, publish
+from comet_support import EventStream, new_channel, open_sse, publish, streams_on
 from support import assert_serves, exchange, request
 
 
@@ -21,15 +21,11 @@ def server(module_serve):
 
 def test_every_parked_client_gets_the_message(server):
     ch = new_channel()
-    streams = [open_sse(server, ch) for _ in range(20)]
-    try:
+    with streams_on([server] * 20, ch) as streams:
         [mid] = publish(server, ch, "hello")
         for stream in streams:
             assert stream.next_event() == {"id": str(mid), "data": "hello"}
         assert_serves(server)
-    finally:
-        for s in streams:
-            s.conn.close()
 
 
 def test_messages_arrive_in_order_with_their_event_names(server):
@@ -70,14 +66,10 @@ def test_resume_gets_only_what_the_bounded_history_still_holds(server):
 
 def test_publish_from_another_thread_wakes_the_waiters(server):
     ch = new_channel()
-    streams = [open_sse(server, ch) for _ in range(3)]
-    try:
+    with streams_on([server] * 3, ch) as streams:
         exchange(server, request("GET", f"/publish-later?ch={ch}&delay=0.3&data=threaded"))
         for stream in streams:
             assert stream.next_event()["data"] == "threaded"
-    finally:
-        for s in streams:
-            s.conn.close()
 
 
 def test_a_waiter_that_got_its_message_does_not_spin(server):

@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from comet_support import new_channel, open_sse, publish
+from comet_support import new_channel, open_sse, publish, streams_on
 from redis_support import free_port, redis_server
 from support import exchange, request
 
@@ -35,17 +35,13 @@ def machines(module_serve, redis_url, prefix):
 def test_a_publish_on_one_machine_reaches_the_clients_of_both(machines):
     a, b = machines
     ch = new_channel()
-    streams = [open_sse(server, ch) for server in (a, b, a, b)]
-    try:
+    with streams_on((a, b, a, b), ch) as streams:
         [first] = publish(a, ch, "from-a")
         [second] = publish(b, ch, "from-b")
         assert second == first + 1, "ids come from one counter in Redis"
         for stream in streams:
             assert stream.next_event() == {"id": str(first), "data": "from-a"}
             assert stream.next_event() == {"id": str(second), "data": "from-b"}
-    finally:
-        for s in streams:
-            s.conn.close()
 
 
 def test_a_client_resumes_on_the_other_machine(machines):
@@ -73,17 +69,15 @@ def test_a_plain_process_publishes_to_every_machine(machines, redis_url, prefix)
 
     a, b = machines
     ch = new_channel()
-    streams = [open_sse(server, ch) for server in (a, b)]
     hub = RedisHub(redis_url, prefix=prefix)
-    try:
-        message = hub.channel(ch).publish(b"\x00bytes\xff", event="raw")
-        for stream in streams:
-            got = stream.next_event()
-            assert got["id"] == str(message.id) and got["event"] == "raw"
-    finally:
-        hub.close()
-        for s in streams:
-            s.conn.close()
+    with streams_on((a, b), ch) as streams:
+        try:
+            message = hub.channel(ch).publish(b"\x00bytes\xff", event="raw")
+            for stream in streams:
+                got = stream.next_event()
+                assert got["id"] == str(message.id) and got["event"] == "raw"
+        finally:
+            hub.close()
 
 
 def test_history_in_redis_is_bounded(machines):
@@ -100,8 +94,7 @@ def test_one_subscriber_connection_per_process_not_per_client(machines, redis_ur
 
     a, b = machines
     ch = new_channel()
-    streams = [open_sse(a, ch) for _ in range(25)] + [open_sse(b, ch)]
-    try:
+    with streams_on([a] * 25 + [b], ch) as streams:
         publish(a, ch, "x")
         for s in streams:
             s.next_event()
@@ -110,9 +103,6 @@ def test_one_subscriber_connection_per_process_not_per_client(machines, redis_ur
         for server in (a, b):
             mine = [n for n in names if n.endswith(f"-{server.pid}")]
             assert sorted(mine) == [f"evserver-pub-{server.pid}", f"evserver-sub-{server.pid}"]
-    finally:
-        for s in streams:
-            s.conn.close()
 
 
 def test_the_publish_answer_carries_the_global_id(machines):

@@ -33,18 +33,25 @@ def test_clock_prints_one_line_a_second(clock):
     assert elapsed >= 1.9, "two one-second waits between three lines"
 
 
-def test_chat_page_and_a_message_through_sse(chat):
-    page = exchange(chat, request("GET", "/"))
-    assert page.status == 200 and b'data-base="/chat"' in page.body
-    conn = chat.connect()
+def say_and_hear(speaker, listener, text: str) -> None:
+    """Says ``text`` in the room on ``speaker`` and hears it on ``listener``'s event stream."""
+    conn = listener.connect()
     with conn:
         conn.send(request("GET", "/chat/events"))
         conn.head()
         stream = EventStream(conn)
-        body = b"name=ex&text=from+the+example"
+        body = b"name=ex&text=" + text.replace(" ", "+").encode()
         headers = [("Content-Type", "application/x-www-form-urlencoded")]
-        assert exchange(chat, request("POST", "/chat/say", headers, body)).status == 200
-        assert json.loads(stream.next_event()["data"])["text"] == "from the example"
+        said = exchange(speaker, request("POST", "/chat/say", headers, body)).json()
+        event = stream.next_event()
+        assert int(event["id"]) == said["id"]
+        assert json.loads(event["data"])["text"] == text
+
+
+def test_chat_page_and_a_message_through_sse(chat):
+    page = exchange(chat, request("GET", "/"))
+    assert page.status == 200 and b'data-base="/chat"' in page.body
+    say_and_hear(chat, chat, "from the example")
 
 
 def test_chat_on_redis_across_two_processes(serve):
@@ -55,14 +62,4 @@ def test_chat_on_redis_across_two_processes(serve):
     with redis_server() as url:
         env = {"EVSERVER_CHAT_REDIS": url}
         one, two = (serve("examples.chat", env=env, cwd=ROOT) for _ in range(2))
-        conn = two.connect()
-        with conn:
-            conn.send(request("GET", "/chat/events"))
-            conn.head()
-            stream = EventStream(conn)
-            body = b"name=one&text=across+processes"
-            headers = [("Content-Type", "application/x-www-form-urlencoded")]
-            said = exchange(one, request("POST", "/chat/say", headers, body)).json()
-            event = stream.next_event()
-            assert int(event["id"]) == said["id"]
-            assert json.loads(event["data"])["text"] == "across processes"
+        say_and_hear(one, two, "across processes")

@@ -163,10 +163,13 @@ class RedisHub:
         """Stops this process's listener and closes its connections."""
         self._closing = True
         pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
+        # The listener thread owns the pub/sub object: drop its connection under it (it then
+        # sees ``_closing`` and closes the rest itself).
+        connection = getattr(pubsub, "connection", None)
+        if connection is not None:
             try:
-                pubsub.close()
-            except (redis.RedisError, OSError):
+                connection.disconnect()
+            except (redis.RedisError, OSError, AttributeError):
                 pass
         if self._client is not None:
             self._client.close()
@@ -223,6 +226,8 @@ class RedisHub:
                 self._ready.set()
                 backoff = 0.1
                 for item in pubsub.listen():
+                    if self._closing:
+                        return
                     if item.get("type") != "pmessage":
                         continue
                     self._dispatch(item["channel"], item["data"])
@@ -236,7 +241,7 @@ class RedisHub:
                 try:
                     pubsub.close()
                     client.close()
-                except (redis.RedisError, OSError):
+                except (redis.RedisError, OSError, AttributeError):
                     pass
 
     def _dispatch(self, raw_channel: bytes | str, payload: bytes | str) -> None:
