@@ -73,3 +73,14 @@ def test_name_defaults_and_is_cut(demo):
 def test_the_room_alone_on_a_page(demo):
     resp = exchange(demo, request("GET", "/chat"))
     assert resp.status == 200 and b'data-base="/chat"' in resp.body
+
+
+def test_a_chunked_message_is_read_to_its_end(demo):
+    from support import chunked
+
+    headers = [*FORM, ("Transfer-Encoding", "chunked")]
+    body = chunked(b"name=ann&te", b"xt=in+pieces")
+    resp = exchange(demo, request("POST", "/chat/say", headers=headers, body=body))
+    assert resp.status == 200, resp
+    polled = exchange(demo, request("GET", f"/chat/poll?last_id={resp.json()['id'] - 1}")).json()
+    assert json.loads(polled["data"])["text"] == "in pieces"

@@ -75,13 +75,18 @@ class Chat:
 
     def say(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Publishes the form's ``text`` from ``name``; 400 for an empty or too long one."""
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY:
+        raw = environ.get("CONTENT_LENGTH")
+        if raw:
+            length = int(raw) if raw.isdigit() else MAX_BODY + 1
+            body = environ["wsgi.input"].read(length) if length <= MAX_BODY else b""
+        elif environ.get("wsgi.input_terminated"):  # a chunked body: read to its end
+            body = environ["wsgi.input"].read(MAX_BODY + 1)
+            length = len(body)
+        else:
+            body, length = b"", 0
+        if length > MAX_BODY:
             return plain(start_response, "413 Content Too Large", "message too large\n")
-        form = parse_qs(environ["wsgi.input"].read(length).decode("utf-8", "replace"))
+        form = parse_qs(body.decode("utf-8", "replace"))
         name = (form.get("name", [""])[0].strip() or "guest")[:MAX_NAME]
         text = form.get("text", [""])[0].strip()
         if not text:
