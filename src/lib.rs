@@ -3,14 +3,19 @@
 
 use pyo3::prelude::*;
 
+mod accesslog;
 mod body;
 mod cli;
 mod conn;
 mod listen;
+mod master;
 mod outq;
 mod pylog;
+mod reload;
 mod response;
+mod scoreboard;
 mod serve;
+mod status;
 mod worker;
 mod wsgi;
 

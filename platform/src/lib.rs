@@ -27,6 +27,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+pub mod process;
+pub mod signals;
 pub mod sys;
 pub mod token;
 
