@@ -16,7 +16,9 @@ enum Part {
     Request(usize),
     Status,
     /// Body bytes, `-` when zero (`b`), or `0` (`B`).
-    Bytes { dash_for_zero: bool },
+    Bytes {
+        dash_for_zero: bool,
+    },
     Duration(DurationUnit),
     ResponseHeader(String),
     /// An environ value; the index into `Captured::environ_keys`.
@@ -119,11 +121,7 @@ impl Format {
                     Some((name, 'i')) => request(RequestAtom::Header(name.to_ascii_lowercase())),
                     Some((name, 'o')) => Part::ResponseHeader(name.to_ascii_lowercase()),
                     Some((name, 'e')) => Part::Environ(name.to_string()),
-                    _ => {
-                        return Err(FormatError(format!(
-                            "unknown access log atom %({other})s"
-                        )))
-                    }
+                    _ => return Err(FormatError(format!("unknown access log atom %({other})s"))),
                 },
             };
             parts.push(part);
@@ -278,10 +276,7 @@ fn braced(atom: &str) -> Option<(&str, char)> {
 }
 
 fn truncate(text: &str) -> &str {
-    let end = text
-        .char_indices()
-        .nth(12)
-        .map_or(text.len(), |(i, _)| i);
+    let end = text.char_indices().nth(12).map_or(text.len(), |(i, _)| i);
     &text[..end]
 }
 
@@ -296,7 +291,11 @@ mod tests {
         h
     }
 
-    fn entry<'a>(captured: &'a [String], resp: &'a [Option<String>], env: &'a [Option<String>]) -> Entry<'a> {
+    fn entry<'a>(
+        captured: &'a [String],
+        resp: &'a [Option<String>],
+        env: &'a [Option<String>],
+    ) -> Entry<'a> {
         Entry {
             captured,
             remote: "10.0.0.1",

@@ -48,7 +48,11 @@ pub struct Sockets {
 impl Sockets {
     /// Binds every address for `slots` workers. TCP addresses get one SO_REUSEPORT listener
     /// per worker on Linux; unix sockets (and TCP elsewhere) one listener for all.
-    pub fn bind(addresses: &[(String, Address)], backlog: i32, slots: usize) -> Result<Sockets, String> {
+    pub fn bind(
+        addresses: &[(String, Address)],
+        backlog: i32,
+        slots: usize,
+    ) -> Result<Sockets, String> {
         let per_slot = cfg!(target_os = "linux");
         let mut sockets = Vec::new();
         for (text, address) in addresses {
@@ -128,9 +132,10 @@ impl Sockets {
         self.sockets
             .iter()
             .filter_map(|socket| match socket {
-                Socket::PerSlot { by_slot, .. } => {
-                    by_slot.get(slot).and_then(Option::as_ref).map(Listener::endpoint)
-                }
+                Socket::PerSlot { by_slot, .. } => by_slot
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .map(Listener::endpoint),
                 Socket::Shared(l) => Some(l.endpoint()),
             })
             .collect()
@@ -163,11 +168,19 @@ impl Sockets {
     }
 }
 
+/// Where a new worker stands: its listener slot, its scoreboard cell and the pipe on which
+/// it tells the master it accepts connections.
+pub struct Assignment {
+    pub slot: usize,
+    pub cell: usize,
+    pub ready: RawFd,
+}
+
 /// How the master runs a worker process (everything but the supervision).
 pub trait WorkerBody {
     /// Runs in the forked child until the worker stops; returns its exit status. It must
-    /// write a byte to `ready` once it accepts connections.
-    fn run(&self, py: Python<'_>, slot: usize, cell: usize, ready: RawFd, sockets: &Sockets) -> i32;
+    /// write a byte to `at.ready` once it accepts connections.
+    fn run(&self, py: Python<'_>, at: Assignment, sockets: &Sockets) -> i32;
 }
 
 /// Supervision settings.
@@ -314,7 +327,9 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             }
             let first_ready = fds.len();
             let booting: Vec<usize> = (0..self.children.len())
-                .filter(|&i| self.children[i].phase == Phase::Booting && self.children[i].ready_fd >= 0)
+                .filter(|&i| {
+                    self.children[i].phase == Phase::Booting && self.children[i].ready_fd >= 0
+                })
                 .collect();
             fds.extend(booting.iter().map(|&i| self.children[i].ready_fd));
             let wait = TICK.as_millis() as i32;
@@ -371,17 +386,22 @@ impl<'py, B: WorkerBody> Master<'py, B> {
     /// Forks a worker for `slot`.
     fn spawn(&mut self, slot: usize, next_generation: bool) {
         let Some(cell) = self.free_cell() else {
-            self.log.error(self.py, "no free scoreboard cell; not starting a worker");
+            self.log
+                .error(self.py, "no free scoreboard cell; not starting a worker");
             return;
         };
         if let Err(e) = self.sockets.ensure_slot(slot) {
-            self.log.error(self.py, &format!("cannot open the listeners of worker {}: {e}", slot + 1));
+            self.log.error(
+                self.py,
+                &format!("cannot open the listeners of worker {}: {e}", slot + 1),
+            );
             return;
         }
         let (ready_r, ready_w) = match process::pipe() {
             Ok(p) => p,
             Err(e) => {
-                self.log.error(self.py, &format!("cannot start a worker: {e}"));
+                self.log
+                    .error(self.py, &format!("cannot start a worker: {e}"));
                 return;
             }
         };
@@ -389,10 +409,12 @@ impl<'py, B: WorkerBody> Master<'py, B> {
         let pid = match fork(self.py) {
             Ok(pid) => pid,
             Err(e) => {
-                self.log.error(self.py, &format!("cannot fork a worker: {e}"));
+                self.log
+                    .error(self.py, &format!("cannot fork a worker: {e}"));
                 evserver_platform::sys::close(ready_r);
                 evserver_platform::sys::close(ready_w);
-                self.pending.push((slot, Instant::now() + Duration::from_secs(1)));
+                self.pending
+                    .push((slot, Instant::now() + Duration::from_secs(1)));
                 return;
             }
         };
@@ -413,7 +435,15 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             let code = if process::parent_pid() as u32 != self.master_pid {
                 0
             } else {
-                self.body.run(self.py, slot, cell, ready_w, &self.sockets)
+                self.body.run(
+                    self.py,
+                    Assignment {
+                        slot,
+                        cell,
+                        ready: ready_w,
+                    },
+                    &self.sockets,
+                )
             };
             exit_child(self.py, code);
         }
@@ -446,7 +476,8 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             child.phase = Phase::Running;
         }
         let (slot, pid) = (child.slot, child.pid);
-        self.log.debug(self.py, &format!("worker {} booted (pid {pid})", slot + 1));
+        self.log
+            .debug(self.py, &format!("worker {} booted (pid {pid})", slot + 1));
         self.quick_deaths = 0;
         if !self.announced {
             if slot == 0 && self.children.len() == 1 {
@@ -496,7 +527,12 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             .collect();
         self.pending.retain(|(_, at)| *at > now);
         for slot in due {
-            if slot < self.desired && !self.children.iter().any(|c| c.slot == slot && c.phase != Phase::Stopping) {
+            if slot < self.desired
+                && !self
+                    .children
+                    .iter()
+                    .any(|c| c.slot == slot && c.phase != Phase::Stopping)
+            {
                 self.restarts += 1;
                 self.spawn(slot, false);
             }
@@ -539,13 +575,22 @@ impl<'py, B: WorkerBody> Master<'py, B> {
         let name = format!("worker {} (pid {})", child.slot + 1, child.pid);
         let expected = child.phase == Phase::Stopping || self.stop.is_some();
         if child.phase == Phase::Booting && exit == Exit::Status(EXIT_BOOT_FAILURE) {
-            self.log.error(self.py, &format!("{name} failed to boot: the application did not load"));
+            self.log.error(
+                self.py,
+                &format!("{name} failed to boot: the application did not load"),
+            );
         } else if child.timed_out {
-            self.log.error(self.py, &format!("{name} was killed after --timeout ({exit})"));
+            self.log.error(
+                self.py,
+                &format!("{name} was killed after --timeout ({exit})"),
+            );
         } else if expected || exit == Exit::Status(0) {
             self.log.info(self.py, &format!("{name} exited ({exit})"));
         } else {
-            self.log.error(self.py, &format!("{name} died unexpectedly ({exit}); starting a new one"));
+            self.log.error(
+                self.py,
+                &format!("{name} died unexpectedly ({exit}); starting a new one"),
+            );
         }
         if child.next_generation && self.reloading && child.phase == Phase::Booting {
             self.abort_reload(&name);
@@ -600,43 +645,45 @@ impl<'py, B: WorkerBody> Master<'py, B> {
 
     fn on_signal(&mut self, sig: i32) {
         match sig {
-            libc::SIGTERM | libc::SIGINT => {
-                if self.stop.is_none() {
-                    self.log.info(
-                        self.py,
-                        &format!(
-                            "{}: stopping gracefully (up to {} s)",
-                            process::signal_name(sig),
-                            self.settings.graceful_timeout.as_secs()
-                        ),
-                    );
-                    self.stop = Some(Stop::Graceful(Instant::now() + self.settings.graceful_timeout));
-                    self.stop_all(libc::SIGTERM);
-                }
+            libc::SIGTERM | libc::SIGINT if self.stop.is_none() => {
+                self.log.info(
+                    self.py,
+                    &format!(
+                        "{}: stopping gracefully (up to {} s)",
+                        process::signal_name(sig),
+                        self.settings.graceful_timeout.as_secs()
+                    ),
+                );
+                self.stop = Some(Stop::Graceful(
+                    Instant::now() + self.settings.graceful_timeout,
+                ));
+                self.stop_all(libc::SIGTERM);
             }
-            libc::SIGQUIT => {
-                self.log.info(self.py, "SIGQUIT: stopping now");
+            libc::SIGQUIT | libc::SIGINT => {
+                // SIGINT while stopping gracefully (a second Ctrl-C) stops at once too.
+                self.log.info(
+                    self.py,
+                    &format!("{}: stopping now", process::signal_name(sig)),
+                );
                 self.stop = Some(Stop::Immediate);
                 self.stop_all(libc::SIGQUIT);
             }
             libc::SIGHUP => self.begin_reload("SIGHUP"),
-            libc::SIGTTIN => {
-                if self.stop.is_none() && self.desired < MAX_WORKERS {
-                    self.desired += 1;
-                    self.log.info(self.py, &format!("SIGTTIN: {} workers", self.desired));
-                    self.spawn(self.desired - 1, self.reloading);
-                }
+            libc::SIGTTIN if self.stop.is_none() && self.desired < MAX_WORKERS => {
+                self.desired += 1;
+                self.log
+                    .info(self.py, &format!("SIGTTIN: {} workers", self.desired));
+                self.spawn(self.desired - 1, self.reloading);
             }
-            libc::SIGTTOU => {
-                if self.stop.is_none() && self.desired > 1 {
-                    self.desired -= 1;
-                    self.log.info(self.py, &format!("SIGTTOU: {} workers", self.desired));
-                    let slot = self.desired;
-                    for child in &mut self.children {
-                        if child.slot == slot && child.phase != Phase::Stopping {
-                            child.phase = Phase::Stopping;
-                            let _ = process::send_signal(child.pid, libc::SIGTERM);
-                        }
+            libc::SIGTTOU if self.stop.is_none() && self.desired > 1 => {
+                self.desired -= 1;
+                self.log
+                    .info(self.py, &format!("SIGTTOU: {} workers", self.desired));
+                let slot = self.desired;
+                for child in &mut self.children {
+                    if child.slot == slot && child.phase != Phase::Stopping {
+                        child.phase = Phase::Stopping;
+                        let _ = process::send_signal(child.pid, libc::SIGTERM);
                     }
                 }
             }
@@ -671,10 +718,14 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             return;
         }
         if self.reloading {
-            self.log.info(self.py, &format!("{why}: a reload is already under way"));
+            self.log
+                .info(self.py, &format!("{why}: a reload is already under way"));
             return;
         }
-        self.log.info(self.py, &format!("{why}: starting {} fresh workers", self.desired));
+        self.log.info(
+            self.py,
+            &format!("{why}: starting {} fresh workers", self.desired),
+        );
         self.reloading = true;
         self.pending.clear();
         for slot in 0..self.desired {
@@ -695,7 +746,10 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             }
         }
         self.restarts += retired;
-        self.log.info(self.py, &format!("reload done: {retired} old workers stopping gracefully"));
+        self.log.info(
+            self.py,
+            &format!("reload done: {retired} old workers stopping gracefully"),
+        );
     }
 
     fn abort_reload(&mut self, name: &str) {

@@ -47,7 +47,8 @@ impl Cell {
     pub fn backend_name(&self) -> &'static str {
         match self.backend.load(Relaxed) {
             BACKEND_IO_URING => "io_uring",
-            BACKEND_POLL => "poll",
+            BACKEND_POLL if cfg!(target_os = "linux") => "epoll",
+            BACKEND_POLL => "kqueue",
             _ => "booting",
         }
     }

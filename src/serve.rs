@@ -5,7 +5,7 @@
 use crate::accesslog::Format;
 use crate::cli::{Backend, Cli, Framework};
 use crate::listen::{parse_address, Listener};
-use crate::master::{Master, Sockets, Supervision, WorkerBody, EXIT_BOOT_FAILURE};
+use crate::master::{Assignment, Master, Sockets, Supervision, WorkerBody, EXIT_BOOT_FAILURE};
 use crate::pylog::Log;
 use crate::scoreboard::{CellRef, Scoreboard, MAX_WORKERS};
 use crate::status::StatusServer;
@@ -15,7 +15,6 @@ use evserver_http::Limits;
 use evserver_platform::signals::{Disposition, SignalPipe};
 use evserver_platform::{process, Choice, Config, Driver};
 use pyo3::prelude::*;
-use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -41,8 +40,7 @@ pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) ->
             return e.exit_code();
         }
     };
-    if app.is_some() && (cli.app.is_some() || cli.exec_code.is_some() || cli.framework.is_some())
-    {
+    if app.is_some() && (cli.app.is_some() || cli.exec_code.is_some() || cli.framework.is_some()) {
         eprintln!(
             "evserver: error: an application object was given; do not also name APP, --exec or --framework"
         );
@@ -77,8 +75,8 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
     let sockets = Sockets::bind(&addresses, cli.backlog, workers).map_err(fail)?;
     let status = match &cli.status {
         Some(text) => {
-            let address = parse_address(text)
-                .map_err(|e| fail(format!("invalid --status address {e}")))?;
+            let address =
+                parse_address(text).map_err(|e| fail(format!("invalid --status address {e}")))?;
             let listener = Listener::bind(&address, 64, false)
                 .map_err(|e| fail(format!("cannot listen on {text} (--status): {e}")))?;
             Some(StatusServer::new(listener))
@@ -162,8 +160,8 @@ struct Body {
 }
 
 impl WorkerBody for Body {
-    fn run(&self, py: Python<'_>, slot: usize, cell: usize, ready: RawFd, sockets: &Sockets) -> i32 {
-        match self.run_worker(py, slot, cell, ready, sockets) {
+    fn run(&self, py: Python<'_>, at: Assignment, sockets: &Sockets) -> i32 {
+        match self.run_worker(py, at, sockets) {
             Ok(()) => 0,
             Err((code, msg)) => {
                 if !msg.is_empty() {
@@ -179,11 +177,10 @@ impl Body {
     fn run_worker(
         &self,
         py: Python<'_>,
-        slot: usize,
-        cell: usize,
-        ready: RawFd,
+        at: Assignment,
         sockets: &Sockets,
     ) -> Result<(), (i32, String)> {
+        let Assignment { slot, cell, ready } = at;
         let boot = |msg: String| (EXIT_BOOT_FAILURE, msg);
         // The master's signal pipe belongs to the master: a worker has its own.
         let signals = SignalPipe::install(&[
@@ -211,9 +208,8 @@ impl Body {
         let log = Log::new(py, self.cli.access_log.is_some())
             .map_err(|e| boot(format!("cannot set up logging: {e}")))?;
         let cli = &self.cli;
-        let max_requests = (cli.max_requests > 0).then(|| {
-            cli.max_requests + jitter(cli.max_requests_jitter)
-        });
+        let max_requests =
+            (cli.max_requests > 0).then(|| cli.max_requests + jitter(cli.max_requests_jitter));
         let settings = Settings {
             limits: Limits {
                 max_body: cli.max_body,
@@ -241,6 +237,7 @@ impl Body {
         )
         .map_err(|e| boot(format!("cannot start the worker: {e}")))?;
         worker.set_signal_fd(signals.fd());
+        worker.set_master_pid(process::parent_pid());
         if let Some(cell) = CellRef::new(self.board.clone(), cell) {
             worker.set_scoreboard(cell);
         }

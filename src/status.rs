@@ -175,21 +175,29 @@ pub fn render_json(s: &Snapshot) -> String {
 
 pub fn render_metrics(s: &Snapshot) -> String {
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&WorkerStatus) -> String| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for w in &s.workers {
-            let _ = writeln!(
-                out,
-                "{name}{{worker=\"{}\",pid=\"{}\",backend=\"{}\"}} {}",
-                w.slot,
-                w.pid,
-                w.backend,
-                value(w)
-            );
-        }
-    };
-    family("evserver_connections", "gauge", "Connections open.", &|w| w.connections.to_string());
-    family("evserver_requests_total", "counter", "Requests served.", &|w| w.requests.to_string());
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&WorkerStatus) -> String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for w in &s.workers {
+                let _ = writeln!(
+                    out,
+                    "{name}{{worker=\"{}\",pid=\"{}\",backend=\"{}\"}} {}",
+                    w.slot,
+                    w.pid,
+                    w.backend,
+                    value(w)
+                );
+            }
+        };
+    family("evserver_connections", "gauge", "Connections open.", &|w| {
+        w.connections.to_string()
+    });
+    family(
+        "evserver_requests_total",
+        "counter",
+        "Requests served.",
+        &|w| w.requests.to_string(),
+    );
     family(
         "evserver_parked_requests",
         "gauge",
@@ -227,7 +235,9 @@ pub fn render_metrics(s: &Snapshot) -> String {
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub fn render_html(s: &Snapshot) -> String {
@@ -296,15 +306,25 @@ mod tests {
     #[test]
     fn metrics_have_one_sample_per_worker() {
         let m = render_metrics(&snapshot());
-        assert!(m.contains("evserver_requests_total{worker=\"1\",pid=\"11\",backend=\"io_uring\"} 42\n"));
-        assert!(m.contains("evserver_parked_requests{worker=\"1\",pid=\"11\",backend=\"io_uring\"} 2\n"));
+        assert!(m.contains(
+            "evserver_requests_total{worker=\"1\",pid=\"11\",backend=\"io_uring\"} 42\n"
+        ));
+        assert!(m.contains(
+            "evserver_parked_requests{worker=\"1\",pid=\"11\",backend=\"io_uring\"} 2\n"
+        ));
         assert!(m.contains("# TYPE evserver_connections gauge\n"));
     }
 
     #[test]
     fn json_names_every_figure() {
         let j = render_json(&snapshot());
-        for key in ["\"requests\": 42", "\"parked\": 2", "\"connections\": 3", "\"backend\": \"io_uring\"", "\"master_pid\": 10"] {
+        for key in [
+            "\"requests\": 42",
+            "\"parked\": 2",
+            "\"connections\": 3",
+            "\"backend\": \"io_uring\"",
+            "\"master_pid\": 10",
+        ] {
             assert!(j.contains(key), "{key} in {j}");
         }
     }

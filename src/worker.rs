@@ -1,14 +1,14 @@
 //! The worker's event loop: one thread that holds the GIL except while it waits in the kernel,
 //! turning completions into progress of each connection's request cycle.
 
+use crate::accesslog::{Entry, Format};
 use crate::body::{BodyError, BodyReader};
 use crate::conn::{Conn, State};
 use crate::listen::Endpoint;
-use crate::scoreboard::{CellRef, BACKEND_IO_URING, BACKEND_POLL};
 use crate::outq::SendOp;
 use crate::pylog::Log;
-use crate::accesslog::{Entry, Format};
 use crate::response::{AccessRecord, Ctx, RequestInfo, Response, Step};
+use crate::scoreboard::{CellRef, BACKEND_IO_URING, BACKEND_POLL};
 use crate::wsgi::environ::{EnvironBuilder, RequestParts};
 use crate::wsgi::fdevent::{FdeventWait, TimeoutFlag, WaitSlot};
 use crate::wsgi::file_wrapper::FileWrapper;
@@ -96,6 +96,8 @@ pub struct Worker<'py> {
     open_connections: usize,
     requests_served: u64,
     scoreboard: Option<CellRef>,
+    /// The master's pid: a worker whose parent changed lost its master and stops.
+    master_pid: Option<i32>,
 }
 
 impl<'py> Worker<'py> {
@@ -164,6 +166,7 @@ impl<'py> Worker<'py> {
             open_connections: 0,
             requests_served: 0,
             scoreboard: None,
+            master_pid: None,
         })
     }
 
@@ -171,6 +174,12 @@ impl<'py> Worker<'py> {
     /// and SIGINT stop gracefully, SIGQUIT at once.
     pub fn set_signal_fd(&mut self, fd: RawFd) {
         self.signal_fd = Some(fd);
+    }
+
+    /// Makes the worker stop gracefully when its parent is no longer `pid` (where the
+    /// kernel's parent-death signal does not exist).
+    pub fn set_master_pid(&mut self, pid: i32) {
+        self.master_pid = Some(pid);
     }
 
     /// Reports the heartbeat and figures into `cell` for the master.
@@ -217,9 +226,10 @@ impl<'py> Worker<'py> {
             self.now = Instant::now();
             self.date.refresh();
             if let Some(cell) = &self.scoreboard {
-                cell.get()
-                    .heartbeat_ms
-                    .store(process::monotonic_millis(), std::sync::atomic::Ordering::Relaxed);
+                cell.get().heartbeat_ms.store(
+                    process::monotonic_millis(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
             let mut completions = std::mem::take(&mut self.completions);
             self.driver.drain(&mut completions);
@@ -962,7 +972,8 @@ impl<'py> Worker<'py> {
         if self.draining.is_some() {
             return;
         }
-        self.log.debug(self.py, &format!("stopping gracefully on {why}"));
+        self.log
+            .debug(self.py, &format!("stopping gracefully on {why}"));
         self.draining = Some(self.now);
         self.cancel_accepts();
         let idle_deadline = self.now + DRAIN_IDLE;
@@ -1183,6 +1194,12 @@ impl<'py> Worker<'py> {
             self.arm_accept(i);
         }
         self.report_figures();
+        if self
+            .master_pid
+            .is_some_and(|pid| process::parent_pid() != pid)
+        {
+            self.begin_drain("the loss of the master process");
+        }
         let now = self.now;
         for slot in 0..self.slots.len() {
             let expired = match &self.slots[slot].conn {
@@ -1228,12 +1245,11 @@ impl<'py> Worker<'py> {
         let parked = self
             .slots
             .iter()
-            .filter(|s| {
-                matches!(&s.conn, Some(c) if matches!(&c.state, State::App(r) if r.parked))
-            })
+            .filter(|s| matches!(&s.conn, Some(c) if matches!(&c.state, State::App(r) if r.parked)))
             .count();
         let cell = cell.get();
-        cell.connections.store(self.open_connections as u64, Relaxed);
+        cell.connections
+            .store(self.open_connections as u64, Relaxed);
         cell.parked.store(parked as u64, Relaxed);
         cell.cpu_micros.store(process::cpu_time_micros(), Relaxed);
         cell.rss_bytes.store(process::resident_bytes(), Relaxed);
