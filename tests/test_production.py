@@ -390,3 +390,8 @@ def test_workers_stop_when_the_master_disappears(serve) -> None:
             return True
 
     wait_until(lambda: all(gone(p) for p in pids), what="the workers to exit")
+
+
+def test_the_worker_is_a_child_of_the_master(serve) -> None:
+    server = serve("prodapp")
+    assert get(server, "/pid").body == str(server.worker_pid).encode()
