@@ -412,6 +412,8 @@ def test_evserver_command_serves_the_project(serve, project: Path, how: str) -> 
     server = serve(*args, env=env, cwd=project)
     stream_clock(server, "/clock/", count=2)
     stream_clock(server, "/clock/seed/", gzipped=True, count=2)
+    resp = get(server, "/")
+    assert resp.status == 200 and b"<h1>evserver + Django</h1>" in resp.body
     # Static files are runevserver's development service, not the WSGI application's.
     assert get(server, "/static/live/live.css").status == 404
 
@@ -442,3 +444,106 @@ def test_compress_stream_flushes_and_passes_empty_chunks() -> None:
     out = [chunk for chunk in compress_stream(big) if chunk]
     assert len(out) <= 2
     assert gzip.decompress(b"".join(out)) == b"".join(big)
+
+
+# --- the chat and the live notes (broadcast channels, SSE) --------------------------------------
+
+
+class EventStream:
+    """A client of a server-sent events stream on a raw connection, gzipped if asked."""
+
+    def __init__(self, server: Server, path: str, gzipped: bool = False) -> None:
+        self.conn = server.connect()
+        headers = [("Accept", "text/event-stream")]
+        if gzipped:
+            headers.append(("Accept-Encoding", "gzip"))
+        self.conn.send(request("GET", path, headers, host=server.address.netloc))
+        head = self.conn.head()
+        assert head.status == 200, head
+        assert head.header("Content-Type") == "text/event-stream; charset=utf-8"
+        assert head.header("Content-Encoding") == ("gzip" if gzipped else None)
+        self.inflate = zlib.decompressobj(wbits=31) if gzipped else None
+        self.text = ""
+
+    def wait_for(self, *needles: str) -> str:
+        """Reads until the stream holds every needle after what earlier calls consumed."""
+        while not all(n in self.text for n in needles):
+            chunk = self.conn.read_chunk()
+            assert chunk is not None, f"the stream ended: {self.text!r}"
+            data = self.inflate.decompress(chunk) if self.inflate else chunk
+            self.text += data.decode()
+        text, self.text = self.text, ""
+        return text
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Browser:
+    """Posts forms the way a browser does: CSRF cookie and token from the page first."""
+
+    def __init__(self, server: Server) -> None:
+        import requests
+
+        self.base = server.url("")
+        self.session = requests.Session()
+
+    def post_form(self, page: str, action: str, **data: str):
+        html = self.session.get(self.base + page, timeout=10).text
+        m = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        assert m, html
+        return self.session.post(
+            self.base + action, data={"csrfmiddlewaretoken": m.group(1), **data}, timeout=10
+        )
+
+
+def test_model_save_pushes_to_connected_clients(runevserver, tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "project")
+    server = runevserver(project, str(free_port()))
+    clients = [EventStream(server, "/notes/events", gzipped=g) for g in (False, True)]
+    for client in clients:
+        client.wait_for(":\n\n")  # the stream is open: the first comment came
+    browser = Browser(server)
+    resp = browser.post_form("/notes/", "/notes/", text="first note")
+    assert resp.status_code == 200 and resp.url.endswith("/notes/")  # redirected to the page
+    for client in clients:
+        got = client.wait_for('"text": "first note"')
+        assert "id: 1\nevent: created\n" in got
+        assert 'data: {"id": 1, "text": "first note", "updated": ' in got
+    assert '<li id="note-1">first note</li>' in browser.session.get(server.url("/notes/")).text
+
+    browser.post_form("/notes/", "/notes/1/", text="first note, edited")
+    for client in clients:
+        got = client.wait_for('"text": "first note, edited"')
+        assert "id: 2\nevent: updated\n" in got
+    browser.post_form("/notes/", "/notes/1/", delete="1")
+    for client in clients:
+        assert 'id: 3\nevent: deleted\ndata: {"id": 1}\n' in client.wait_for("event: deleted")
+
+    # A client that reconnects with Last-Event-ID gets what it missed.
+    late = EventStream(server, "/notes/events?lastEventId=1")
+    got = late.wait_for("event: deleted")
+    assert "id: 2\nevent: updated\n" in got and "id: 1\n" not in got
+    for client in [*clients, late]:
+        client.close()
+
+
+def test_chat_reaches_every_client(runevserver, project: Path) -> None:
+    server = runevserver(project, "--noreload", str(free_port()))
+    clients = [EventStream(server, "/chat/events", gzipped=g) for g in (False, True)]
+    for client in clients:
+        client.wait_for(":\n\n")
+    browser = Browser(server)
+    resp = browser.post_form("/chat/", "/chat/say", name="ann", text="hello, all")
+    assert resp.status_code == 200, resp.text
+    message_id = resp.json()["id"]
+    for client in clients:
+        got = client.wait_for("hello, all")
+        assert f'id: {message_id}\nevent: said\ndata: {{"name": "ann", "text": "hello, all"}}\n' in (
+            got
+        )
+    resp = browser.post_form("/chat/", "/chat/say", name="ann", text="  ")
+    assert resp.status_code == 400
+    assert resp.json() == {"error": "say something"}
+    for client in clients:
+        client.close()
