@@ -70,6 +70,4 @@ def events() -> Response:
         for item in _ticks(_interval()):
             yield f"data: {item}\n\n" if item else item
 
-    return Response(
-        messages(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return Response(messages(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -15,8 +15,8 @@ import web
 urls = ("/(.*)", "webpy_clock")
 
 
-class webpy_clock:  # noqa: N801 - the seed's name
-    def GET(self, name):  # noqa: N802 - web.py's method name
+class webpy_clock:
+    def GET(self, name):
         web.header("Content-Type", "text/plain", unique=True)
         environ = web.ctx.environ
 
@@ -25,7 +25,7 @@ class webpy_clock:  # noqa: N801 - the seed's name
             try:
                 while True:
                     yield environ["x-wsgiorg.fdevent.readable"](sd, 1.0)
-                    yield "%s\n" % (datetime.datetime.now(),)
+                    yield f"{datetime.datetime.now()}\n"
             except GeneratorExit:
                 pass
             sd.close()

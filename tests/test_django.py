@@ -8,6 +8,7 @@ Each test runs on a copy of the project in a temporary directory with its own SQ
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import re
 import shutil
@@ -28,7 +29,6 @@ from support import (
     ServerDidNotStart,
     request,
     server_env,
-    start_server,
 )
 
 pytest.importorskip("django")
@@ -158,7 +158,7 @@ def clock_lines(conn: RawConnection, count: int, gzipped: bool = False) -> list[
 
 def assert_ticks(times: list[datetime]) -> None:
     """The clock waited about its second between lines (the waits reached the server)."""
-    for earlier, later in zip(times, times[1:]):
+    for earlier, later in itertools.pairwise(times):
         assert (later - earlier).total_seconds() >= 0.9, times
 
 
@@ -241,7 +241,7 @@ def test_reloader_restarts_on_code_change(runevserver, tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the new code was not served"
         time.sleep(0.1)
     assert resp.body == b"new code"
-    pids = re.findall(r"^evserver: ready on .* pid (\d+)\)$", server.stderr, re.M)
+    pids = re.findall(r"^evserver: ready on .* pid (\d+)\)$", server.stderr, re.MULTILINE)
     assert len(set(pids)) == 2, server.stderr
     assert ctrl_c(server) == 0
 
@@ -539,8 +539,9 @@ def test_chat_reaches_every_client(runevserver, project: Path) -> None:
     message_id = resp.json()["id"]
     for client in clients:
         got = client.wait_for("hello, all")
-        assert f'id: {message_id}\nevent: said\ndata: {{"name": "ann", "text": "hello, all"}}\n' in (
-            got
+        assert (
+            f'id: {message_id}\nevent: said\ndata: {{"name": "ann", "text": "hello, all"}}\n'
+            in (got)
         )
     resp = browser.post_form("/chat/", "/chat/say", name="ann", text="  ")
     assert resp.status_code == 400

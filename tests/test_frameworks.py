@@ -3,6 +3,7 @@ command from the repository root, and the Flask example streaming with fdevent."
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def read_lines(server: Server, path: str, count: int) -> tuple[dict[str, str], l
 
 def assert_spaced(times: list[datetime], seconds: float) -> None:
     """Each line came after its wait (the wait reached the server and was honoured)."""
-    for earlier, later in zip(times, times[1:]):
+    for earlier, later in itertools.pairwise(times):
         assert (later - earlier).total_seconds() >= seconds * 0.9, times
 
 

@@ -101,7 +101,7 @@ def compress_stream(chunks: Iterable[bytes], max_random_bytes: int = 0) -> Itera
     yield buffer.take()
 
 
-def HttpResponse(content: Any = b"", *args: Any, **kwargs: Any) -> HttpResponseBase:  # noqa: N802 - it stands in for the class
+def HttpResponse(content: Any = b"", *args: Any, **kwargs: Any) -> HttpResponseBase:
     """Django's ``HttpResponse``, or a ``StreamingHttpResponse`` when ``content`` is an iterator.
 
     Accepts the seed's ``mimetype=`` as ``content_type=``.

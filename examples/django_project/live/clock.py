@@ -4,7 +4,6 @@ import datetime
 import socket
 
 from django.http import StreamingHttpResponse
-
 from evserver.django import HttpResponse
 
 
@@ -31,7 +30,7 @@ def django_clock(request):
         try:
             while True:
                 yield request.environ["x-wsgiorg.fdevent.readable"](sd, 1.0)
-                yield "%s\n" % (datetime.datetime.now(),)
+                yield f"{datetime.datetime.now()}\n"
         except GeneratorExit:
             pass
         sd.close()

@@ -8,7 +8,7 @@ class Note(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["id"]
+        ordering = ("id",)
 
     def __str__(self) -> str:
         return self.text

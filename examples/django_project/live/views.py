@@ -5,8 +5,8 @@ import json
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
-
 from evserver.comet import sse
+
 from live.channels import chat, notes
 from live.models import Note
 

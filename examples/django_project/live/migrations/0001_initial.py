@@ -4,9 +4,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     initial = True
 
-    dependencies = []
+    dependencies = []  # noqa: RUF012 - the form Django writes
 
-    operations = [
+    operations = [  # noqa: RUF012 - the form Django writes
         migrations.CreateModel(
             name="Note",
             fields=[
@@ -19,6 +19,6 @@ class Migration(migrations.Migration):
                 ("text", models.CharField(max_length=200)),
                 ("updated", models.DateTimeField(auto_now=True)),
             ],
-            options={"ordering": ["id"]},
+            options={"ordering": ("id",)},
         ),
     ]
