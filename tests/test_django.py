@@ -548,3 +548,16 @@ def test_chat_reaches_every_client(runevserver, project: Path) -> None:
     assert resp.json() == {"error": "say something"}
     for client in clients:
         client.close()
+
+
+def test_example_migrations_match_its_models(project: Path) -> None:
+    result = run_manage(project, "makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_importing_evserver_stays_light() -> None:
+    code = "import sys, evserver; print(sorted(m for m in sys.modules if m.startswith('django')))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
