@@ -195,6 +195,9 @@ def test_runevserver_serves_with_django_banner_and_stops_on_ctrl_c(
     assert f"Starting development server at http://127.0.0.1:{port}/" in out
     assert "Quit the server with CONTROL-C." in out
     assert "Watching for file changes with StatReloader" in server.stderr
+    # A line per request on stdout, as runserver prints.
+    assert get(server, "/").status == 200
+    server.wait_for_output(r'"GET / HTTP/1\.1" 200 ', stream="stdout")
     assert ctrl_c(server) == 0
     assert "Traceback" not in server.stderr
 
@@ -206,6 +209,7 @@ def test_noreload_runs_one_process_and_stops_on_ctrl_c(
     assert server.pid == server.proc.pid  # no reloader parent: the server is the command
     assert get(server, "/static/live/live.css").status == 200
     assert "Watching for file changes" not in server.stderr
+    server.wait_for_output(r'"GET /static/live/live.css HTTP/1\.1" 200 ', stream="stdout")
     # Let the server finish the response (it calls close() after the last byte is sent): a
     # Ctrl-C that lands while application code runs is raised there as KeyboardInterrupt.
     time.sleep(0.5)
@@ -260,7 +264,7 @@ def test_static_files_as_runserver_serves_them(
     runevserver, project: Path, args: tuple[str, ...], debug: str, served: bool
 ) -> None:
     server = runevserver(
-        project, "--noreload", *args, str(free_port()), env={"DJANGO_DEBUG": debug}
+        project, "--noreload", "--noaccesslog", *args, str(free_port()), env={"DJANGO_DEBUG": debug}
     )
     resp = get(server, "/static/live/live.css")
     if served:
@@ -273,6 +277,7 @@ def test_static_files_as_runserver_serves_them(
     with server.connect() as conn:
         conn.send(request("GET", "/clock/", host=server.address.netloc))
         assert conn.head().status == 200
+    assert "GET /static/" not in server.stdout  # --noaccesslog
 
 
 def test_address_forms(runevserver, project: Path) -> None:

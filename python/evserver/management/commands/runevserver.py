@@ -3,7 +3,8 @@
 Everything but the server is Django's own: the address forms and default (127.0.0.1:8000),
 ``--ipv6``, the banner, system checks, the unapplied-migrations warning, the autoreloader
 (``--noreload``) and, with ``django.contrib.staticfiles`` installed, static files when DEBUG is
-on (``--nostatic``, ``--insecure``). evserver adds ``--workers`` and ``--backend``.
+on (``--nostatic``, ``--insecure``). A line per request goes to standard output, as with
+runserver (``--noaccesslog`` turns it off). evserver adds ``--workers`` and ``--backend``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class Command(RunserverCommand):
             type=_positive_int,
             default=1,
             help="Number of evserver worker processes (more than 1 needs --noreload).",
+        )
+        parser.add_argument(
+            "--noaccesslog",
+            action="store_false",
+            dest="access_log",
+            help="Tells evserver to NOT log each request on standard output.",
         )
         parser.add_argument(
             "--backend",
@@ -104,6 +111,8 @@ class Command(RunserverCommand):
     def evserver_options(self, options: dict[str, Any]) -> list[str]:
         """The ``evserver`` command-line options for this run."""
         result = ["--listen", self.listen_address(), "--backend", options["backend"]]
+        if options["access_log"]:
+            result += ["--access-log", "-"]  # a line per request, as runserver prints
         if options["workers"] > 1:
             result += ["--workers", str(options["workers"])]
         return result
