@@ -377,7 +377,7 @@ def test_bad_command_lines_get_one_clear_line(project: Path) -> None:
     assert "invalid choice: 'select'" in result.stderr
 
 
-def test_busy_port_is_one_clear_line(runevserver, project: Path, backend: str) -> None:
+def test_busy_port_is_one_clear_line(project: Path, backend: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
