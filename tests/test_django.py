@@ -371,7 +371,10 @@ def test_bad_command_lines_get_one_clear_line(project: Path) -> None:
     assert "CommandError: --workers above 1 needs --noreload" in result.stderr
     result = run_manage(project, "runevserver", "--workers", "zero")
     assert result.returncode == 2
-    assert "'zero' is not a positive number of workers" in result.stderr
+    assert "'zero' is not a positive number of workers or 'auto'" in result.stderr
+    result = run_manage(project, "runevserver", "--workers", "auto")
+    assert result.returncode == 1
+    assert "CommandError: --workers above 1 needs --noreload" in result.stderr
     result = run_manage(project, "runevserver", "--backend", "select")
     assert result.returncode == 2
     assert "invalid choice: 'select'" in result.stderr

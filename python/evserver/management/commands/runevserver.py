@@ -9,6 +9,7 @@ runserver (``--noaccesslog`` turns it off). evserver adds ``--workers`` and ``--
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import socket
@@ -41,9 +42,11 @@ class Command(RunserverCommand):
         parser.add_argument(
             "--workers",
             "-w",
-            type=_positive_int,
+            type=_workers,
             default=1,
-            help="Number of evserver worker processes (more than 1 needs --noreload).",
+            metavar="N",
+            help="Number of evserver worker processes, or 'auto' for one per core "
+            "(more than 1 needs --noreload).",
         )
         parser.add_argument(
             "--noaccesslog",
@@ -59,7 +62,7 @@ class Command(RunserverCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["workers"] > 1 and options["use_reloader"]:
+        if options["workers"] != 1 and options["use_reloader"]:
             raise CommandError(
                 "--workers above 1 needs --noreload: the autoreloader restarts one process"
             )
@@ -113,7 +116,7 @@ class Command(RunserverCommand):
         result = ["--listen", self.listen_address(), "--backend", options["backend"]]
         if options["access_log"]:
             result += ["--access-log", "-"]  # a line per request, as runserver prints
-        if options["workers"] > 1:
+        if options["workers"] != 1:
             result += ["--workers", str(options["workers"])]
         return result
 
@@ -133,15 +136,16 @@ class Command(RunserverCommand):
         return f"{addr}:{self.port}"
 
 
-def _positive_int(text: str) -> int:
+def _workers(text: str) -> int | str:
+    """``--workers``: a positive number, or ``auto`` (evserver's one per core)."""
+    if text == "auto":
+        return text
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers or 'auto'")
     return value
 
 
