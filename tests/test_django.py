@@ -569,3 +569,25 @@ def test_importing_evserver_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_seed_style_http_response_streams_iterators_only() -> None:
+    # In a child process: it configures Django's settings, which are global.
+    code = """
+from django.conf import settings
+settings.configure()
+from django.http import HttpResponse as Plain, StreamingHttpResponse
+from evserver.django import HttpResponse
+streamed = HttpResponse(iter(["a", "", "b"]), mimetype="text/plain")
+assert type(streamed) is StreamingHttpResponse, type(streamed)
+assert streamed["Content-Type"] == "text/plain"
+assert list(streamed) == [b"a", b"", b"b"]  # the empty chunk (a wait) is kept
+for content in ("text", b"bytes", 42):
+    plain = HttpResponse(content, content_type="text/html", status=201)
+    assert type(plain) is Plain and plain.status_code == 201, (content, type(plain))
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
