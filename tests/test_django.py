@@ -360,24 +360,27 @@ def run_manage(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_bad_command_lines_get_one_clear_line(project: Path) -> None:
-    result = run_manage(project, "runevserver", "not:an:address")
-    assert result.returncode == 1
-    assert 'CommandError: "not:an:address" is not a valid port number or address:port pair.' in (
-        result.stderr
-    )
-    result = run_manage(project, "runevserver", "--workers", "2")
-    assert result.returncode == 1
-    assert "CommandError: --workers above 1 needs --noreload" in result.stderr
-    result = run_manage(project, "runevserver", "--workers", "zero")
-    assert result.returncode == 2
-    assert "'zero' is not a positive number of workers or 'auto'" in result.stderr
-    result = run_manage(project, "runevserver", "--workers", "auto")
-    assert result.returncode == 1
-    assert "CommandError: --workers above 1 needs --noreload" in result.stderr
-    result = run_manage(project, "runevserver", "--backend", "select")
-    assert result.returncode == 2
-    assert "invalid choice: 'select'" in result.stderr
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (
+            ["not:an:address"],
+            1,
+            'CommandError: "not:an:address" is not a valid port number or address:port pair.',
+        ),
+        (["--workers", "2"], 1, "CommandError: --workers above 1 needs --noreload"),
+        (["--workers", "auto"], 1, "CommandError: --workers above 1 needs --noreload"),
+        (["--workers", "zero"], 2, "'zero' is not a positive number of workers or 'auto'"),
+        (["--backend", "select"], 2, "invalid choice: 'select'"),
+    ],
+)
+def test_bad_command_lines_get_one_clear_line(
+    project: Path, args: list[str], status: int, message: str
+) -> None:
+    result = run_manage(project, "runevserver", *args)
+    assert result.returncode == status, result
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_busy_port_is_one_clear_line(project: Path, backend: str) -> None:
