@@ -976,6 +976,14 @@ impl<'py> Worker<'py> {
             .debug(self.py, &format!("stopping gracefully on {why}"));
         self.draining = Some(self.now);
         self.cancel_accepts();
+        // This worker's copies of the listeners: the master keeps its own (a successor
+        // accepts from them); if the master is gone, this frees the port at once.
+        for l in &mut self.listeners {
+            if l.listener.fd >= 0 {
+                self.driver.close(l.listener.fd);
+                l.listener.fd = -1;
+            }
+        }
         let idle_deadline = self.now + DRAIN_IDLE;
         for slot in 0..self.slots.len() {
             let Some(mut conn) = self.slots[slot].conn.take() else {
