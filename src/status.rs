@@ -79,8 +79,12 @@ fn answer(stream: &mut (impl Read + Write), snapshot: &Snapshot) {
             Err(e) => break Err(e.status()),
         }
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            // With SO_RCVTIMEO set, SA_RESTART does not restart recv: a worker's SIGCHLD
+            // interrupts it (signal(7)).
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     };
     let response = match parsed {
