@@ -6,7 +6,8 @@
 //! Every operation is issued with a [`Token`] chosen by the caller and reports through
 //! [`Completion`]s carrying that token:
 //!
-//! - A one-shot operation (`send`, `sendmsg`, `poll_fd`) posts exactly one completion.
+//! - A one-shot operation (`connect`, `send`, `sendmsg`, `poll_fd`) posts exactly one
+//!   completion.
 //! - A multishot operation (`accept_multi`, `recv_multi`) posts completions with
 //!   `more == true` while it stays armed, and exactly one final completion with
 //!   `more == false`. A multishot recv that sees end of file posts `result == 0`,
@@ -217,6 +218,23 @@ impl Driver {
     /// Receives from `fd` into provided buffers until end of file, an error, or a cancel.
     pub fn recv_multi(&mut self, fd: RawFd, token: Token) {
         dispatch!(self, b => b.recv_multi(fd, token))
+    }
+
+    /// Connects socket `fd` (non-blocking, not yet connected) to the address at `addr`
+    /// (`addr_len` bytes). The completion's result is 0 once connected, else a negated errno
+    /// (`-ECONNREFUSED`, `-ETIMEDOUT`, ...).
+    ///
+    /// # Safety
+    /// `addr..addr+addr_len` must stay valid and unmoved until the completion.
+    pub unsafe fn connect(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        addr: *const libc::sockaddr,
+        addr_len: libc::socklen_t,
+    ) {
+        // SAFETY: forwarded contract.
+        dispatch!(self, b => unsafe { b.connect(fd, token, addr, addr_len) })
     }
 
     /// Sends `len` bytes at `buf` (with MSG_NOSIGNAL). The completion's result is the number

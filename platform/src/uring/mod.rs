@@ -1,4 +1,4 @@
-//! The io_uring backend: multishot accept and recv on a provided-buffer ring, send/sendmsg,
+//! The io_uring backend: multishot accept and recv on a provided-buffer ring, connect, send/sendmsg,
 //! poll with a linked timeout, all queued and handed to the kernel in one `io_uring_enter`.
 //!
 //! # What the kernel sees
@@ -108,6 +108,23 @@ impl Uring {
             .build()
             .user_data(token.to_u64());
         // SAFETY: the recv writes only into provided buffers, which live as long as the ring.
+        unsafe { self.push(sqe) }
+    }
+
+    /// # Safety
+    /// `addr..addr+addr_len` must stay valid and unmoved until the completion.
+    pub unsafe fn connect(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        addr: *const libc::sockaddr,
+        addr_len: libc::socklen_t,
+    ) {
+        self.unsubmitted_fds.push(fd);
+        let sqe = opcode::Connect::new(types::Fd(fd), addr, addr_len)
+            .build()
+            .user_data(token.to_u64());
+        // SAFETY: the caller keeps the address valid until the completion.
         unsafe { self.push(sqe) }
     }
 

@@ -1,0 +1,116 @@
+//! connect: one completion, 0 once connected (data then flows), a negated errno when refused.
+
+use super::{tok, Loop};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+
+/// A new non-blocking, close-on-exec stream socket of `family`.
+fn socket(family: libc::c_int) -> OwnedFd {
+    // SAFETY: plain socket(2) call; the fd is checked before it is owned.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    assert!(fd >= 0, "socket");
+    // SAFETY: the fd was just created and nobody else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `addr` as a sockaddr_in (IPv4 only, which is all these tests use).
+fn sockaddr_in(addr: SocketAddr) -> libc::sockaddr_in {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("IPv4 expected")
+    };
+    // SAFETY: sockaddr_in is plain data, all zeros is a valid value.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_port = v4.port().to_be();
+    sa.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+    sa
+}
+
+const SIN_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+
+#[test]
+fn connects_to_a_listener_and_data_flows() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let sa = sockaddr_in(l.local_addr().expect("addr"));
+    let s = socket(libc::AF_INET);
+    let mut lp = Loop::new();
+    let t = tok(1, 4);
+    // SAFETY: `sa` outlives the completion awaited below.
+    unsafe {
+        lp.driver
+            .connect(s.as_raw_fd(), t, (&sa as *const libc::sockaddr_in).cast(), SIN_LEN)
+    };
+    let done = lp.until_final(t);
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].result, 0, "{done:?}");
+    assert_eq!(done[0].buffer, None);
+    let (mut peer, _) = l.accept().expect("accept");
+    let data = b"GET / HTTP/1.1\r\n\r\n";
+    // SAFETY: `data` is a static literal.
+    unsafe { lp.driver.send(s.as_raw_fd(), tok(1, 3), data.as_ptr(), data.len()) };
+    let sent = lp.until_final(tok(1, 3));
+    assert_eq!(sent[0].result, data.len() as i32);
+    let mut got = vec![0u8; data.len()];
+    peer.read_exact(&mut got).expect("read");
+    assert_eq!(&got, data);
+}
+
+#[test]
+fn a_refused_connect_reports_econnrefused() {
+    // A port that was just free: bind, note it, close.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let sa = sockaddr_in(port);
+    let s = socket(libc::AF_INET);
+    let mut lp = Loop::new();
+    let t = tok(2, 4);
+    // SAFETY: `sa` outlives the completion awaited below.
+    unsafe {
+        lp.driver
+            .connect(s.as_raw_fd(), t, (&sa as *const libc::sockaddr_in).cast(), SIN_LEN)
+    };
+    let done = lp.until_final(t);
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].result, -libc::ECONNREFUSED, "{done:?}");
+}
+
+#[test]
+fn connects_to_a_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("evp-connect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("s.sock");
+    let _ = std::fs::remove_file(&path);
+    let l = UnixListener::bind(&path).expect("bind");
+    // SAFETY: sockaddr_un is plain data, all zeros is a valid value.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_encoded_bytes();
+    for (dst, &b) in sa.sun_path.iter_mut().zip(bytes) {
+        *dst = b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    let s = socket(libc::AF_UNIX);
+    let mut lp = Loop::new();
+    let t = tok(3, 4);
+    // SAFETY: `sa` outlives the completion awaited below.
+    unsafe {
+        lp.driver
+            .connect(s.as_raw_fd(), t, (&sa as *const libc::sockaddr_un).cast(), len)
+    };
+    let done = lp.until_final(t);
+    assert_eq!(done[0].result, 0, "{done:?}");
+    let (mut peer, _) = l.accept().expect("accept");
+    peer.write_all(b"hi").expect("write");
+    drop((peer, l));
+    let _ = std::fs::remove_dir_all(&dir);
+}
