@@ -168,7 +168,8 @@ fn trailers_of_exactly_max_metadata_are_accepted() {
 #[test]
 fn skip_consumes_like_decode_and_counts_the_body() {
     let input = b"3\r\nabc\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\nHTTP/1.1 200 OK\r\n";
-    for split in 0..input.len() {
+    let body_end = input.len() - b"HTTP/1.1 200 OK\r\n".len();
+    for split in 0..body_end {
         let mut d = decoder();
         let first = d.skip(&input[..split]).unwrap();
         assert_eq!(first.consumed, split);
