@@ -45,8 +45,12 @@ fn connects_to_a_listener_and_data_flows() {
     let t = tok(1, 4);
     // SAFETY: `sa` outlives the completion awaited below.
     unsafe {
-        lp.driver
-            .connect(s.as_raw_fd(), t, (&sa as *const libc::sockaddr_in).cast(), SIN_LEN)
+        lp.driver.connect(
+            s.as_raw_fd(),
+            t,
+            (&sa as *const libc::sockaddr_in).cast(),
+            SIN_LEN,
+        )
     };
     let done = lp.until_final(t);
     assert_eq!(done.len(), 1, "{done:?}");
@@ -55,7 +59,10 @@ fn connects_to_a_listener_and_data_flows() {
     let (mut peer, _) = l.accept().expect("accept");
     let data = b"GET / HTTP/1.1\r\n\r\n";
     // SAFETY: `data` is a static literal.
-    unsafe { lp.driver.send(s.as_raw_fd(), tok(1, 3), data.as_ptr(), data.len()) };
+    unsafe {
+        lp.driver
+            .send(s.as_raw_fd(), tok(1, 3), data.as_ptr(), data.len())
+    };
     let sent = lp.until_final(tok(1, 3));
     assert_eq!(sent[0].result, data.len() as i32);
     let mut got = vec![0u8; data.len()];
@@ -76,8 +83,12 @@ fn a_refused_connect_reports_econnrefused() {
     let t = tok(2, 4);
     // SAFETY: `sa` outlives the completion awaited below.
     unsafe {
-        lp.driver
-            .connect(s.as_raw_fd(), t, (&sa as *const libc::sockaddr_in).cast(), SIN_LEN)
+        lp.driver.connect(
+            s.as_raw_fd(),
+            t,
+            (&sa as *const libc::sockaddr_in).cast(),
+            SIN_LEN,
+        )
     };
     let done = lp.until_final(t);
     assert_eq!(done.len(), 1, "{done:?}");
@@ -104,8 +115,12 @@ fn connects_to_a_unix_socket() {
     let t = tok(3, 4);
     // SAFETY: `sa` outlives the completion awaited below.
     unsafe {
-        lp.driver
-            .connect(s.as_raw_fd(), t, (&sa as *const libc::sockaddr_un).cast(), len)
+        lp.driver.connect(
+            s.as_raw_fd(),
+            t,
+            (&sa as *const libc::sockaddr_un).cast(),
+            len,
+        )
     };
     let done = lp.until_final(t);
     assert_eq!(done[0].result, 0, "{done:?}");
