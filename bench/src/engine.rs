@@ -21,6 +21,10 @@ const OP_RECV: u8 = 3;
 
 /// A send leaving more than this after its planned time counts as late (rate mode).
 pub const LATE_AFTER: Duration = Duration::from_millis(1);
+/// Fast mode: one wake-up per completions of this share of the busy connections ...
+const BATCH_SHARE: u64 = 4;
+/// ... or after this long.
+const BATCH_WAIT: Duration = Duration::from_micros(500);
 /// How often progress counters are published.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Longest wait for the kernel to give back every operation at the end of a run.
@@ -270,10 +274,16 @@ impl Worker<'_> {
                     wake = wake.min(s.due());
                 }
             }
-            match self
-                .driver
-                .wait(Some(wake.saturating_duration_since(self.now)))
-            {
+            // Fast mode: sleep until a batch of completions is ready (a share of the busy
+            // connections), at most BATCH_WAIT longer than for the first one.
+            let min = if self.schedule.is_none() {
+                wake = wake.min(self.now + BATCH_WAIT);
+                (self.in_flight / u64::from(self.plan.pipeline) / BATCH_SHARE).max(1) as u32
+            } else {
+                1
+            };
+            let timeout = wake.saturating_duration_since(self.now);
+            match self.driver.wait_batch(min, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

@@ -295,6 +295,18 @@ impl Driver {
         dispatch!(self, b => b.wait(timeout))
     }
 
+    /// Like [`wait`](Self::wait), but on io_uring sleeps until at least `min` completions are
+    /// ready (or `timeout` passes), so that a busy loop wakes once per batch instead of once
+    /// per completion (with DEFER_TASKRUN the kernel does not even wake the thread before).
+    /// The poll backend returns whatever one readiness wait brings, as `wait` does.
+    pub fn wait_batch(&mut self, min: u32, timeout: Option<Duration>) -> io::Result<()> {
+        match &mut self.inner {
+            #[cfg(target_os = "linux")]
+            Inner::Uring(b) => b.wait_for(min.max(1), timeout),
+            Inner::Poll(b) => b.wait(timeout),
+        }
+    }
+
     /// Moves the ready completions to `out` (appending).
     pub fn drain(&mut self, out: &mut Vec<Completion>) {
         dispatch!(self, b => b.drain(out))

@@ -230,6 +230,13 @@ impl Uring {
     }
 
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.wait_for(1, timeout)
+    }
+
+    /// Waits until at least `min` caller-visible completions are ready, or `timeout` passes.
+    pub fn wait_for(&mut self, min: u32, timeout: Option<Duration>) -> io::Result<()> {
+        // The kernel cannot post more than the completion queue holds.
+        let min = (min as usize).clamp(1, self.ring.completion().capacity());
         // If the queued entries cannot all go in now, still wait: the CQ has to drain first.
         transient_ok(self.push_queued())?;
         if !self.ready.is_empty() {
@@ -240,13 +247,14 @@ impl Uring {
         loop {
             // Waiting for one completion sets GETEVENTS, which DEFER_TASKRUN needs to run the
             // deferred work that posts completions.
+            let want = min.saturating_sub(self.ready.len()).max(1);
             let res = match deadline {
-                None => self.ring.submitter().submit_and_wait(1),
+                None => self.ring.submitter().submit_and_wait(want),
                 Some((start, timeout)) => {
                     let left = timeout.saturating_sub(start.elapsed());
                     let timespec = timed_poll::timespec(left);
                     let args = types::SubmitArgs::new().timespec(&timespec);
-                    self.ring.submitter().submit_with_args(1, &args)
+                    self.ring.submitter().submit_with_args(want, &args)
                 }
             };
             self.forget_submitted_fds();
@@ -265,7 +273,7 @@ impl Uring {
                 ..
             } = self;
             reap(ring, bufs, timed, ready);
-            if !ready.is_empty() {
+            if ready.len() >= min {
                 return Ok(());
             }
         }
