@@ -356,8 +356,12 @@ impl Worker<'_> {
         // SAFETY: the address outlives the worker, whose shutdown waits for every operation
         // to end (or leaks the address if the kernel does not give them back).
         unsafe {
-            self.driver
-                .connect(fd, token, self.plan.addr.as_ptr(), self.plan.addr.len())
+            self.driver.connect(
+                fd,
+                token,
+                self.plan.addr.as_ptr(),
+                self.plan.addr.addr_len(),
+            )
         };
         self.ops += 1;
     }

@@ -376,14 +376,16 @@ pub fn print_run(out: &mut dyn Write, r: &RunResult) -> io::Result<()> {
         r.requests_per_sec,
         fmt_bytes(r.bytes_per_sec)
     )?;
+    // Rate mode: from the planned send time (coordinated omission corrected), and beside it
+    // from the actual send.
     let label = if r.rate.is_some() {
-        "Latency"
+        "Corrected"
     } else {
         "Latency"
     };
     latency_lines(out, label, &r.latency)?;
     if let Some(u) = &r.latency_uncorrected {
-        latency_lines(out, "(uncorrected)", u)?;
+        latency_lines(out, "Uncorrected", u)?;
     }
     if let Some(rate) = &r.rate {
         writeln!(

@@ -172,7 +172,7 @@ impl RawAddr {
         (&self.storage as *const libc::sockaddr_storage).cast()
     }
 
-    pub fn len(&self) -> libc::socklen_t {
+    pub fn addr_len(&self) -> libc::socklen_t {
         self.len
     }
 }

@@ -303,7 +303,10 @@ impl Driver {
         match &mut self.inner {
             #[cfg(target_os = "linux")]
             Inner::Uring(b) => b.wait_for(min.max(1), timeout),
-            Inner::Poll(b) => b.wait(timeout),
+            Inner::Poll(b) => {
+                let _ = min; // readiness comes in batches of its own
+                b.wait(timeout)
+            }
         }
     }
 

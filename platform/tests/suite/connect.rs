@@ -1,22 +1,17 @@
 //! connect: one completion, 0 once connected (data then flows), a negated errno when refused.
 
-use super::{tok, Loop};
+use super::{set_nonblocking, tok, Loop};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
-/// A new non-blocking, close-on-exec stream socket of `family`.
+/// A new non-blocking stream socket of `family`.
 fn socket(family: libc::c_int) -> OwnedFd {
     // SAFETY: plain socket(2) call; the fd is checked before it is owned.
-    let fd = unsafe {
-        libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM, 0) };
     assert!(fd >= 0, "socket");
+    set_nonblocking(fd);
     // SAFETY: the fd was just created and nobody else owns it.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
