@@ -429,7 +429,7 @@ pub fn print_spectrum(out: &mut dyn Write, label: &str, h: &Histogram<u64>) -> i
     if h.is_empty() {
         return Ok(());
     }
-    for v in h.iter_quantiles(1) {
+    for v in h.iter_quantiles(5) {
         writeln!(
             out,
             "  {:>12} {:>12.6} {:>14}",
