@@ -143,13 +143,23 @@ def parse_wrk(output: str) -> tuple[int, float, int]:
     if not match:
         raise ValueError(f"cannot read wrk's output:\n{output}")
     scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[match.group(3)]
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     count = sum(int(g) for g in errors.groups()) if errors else 0
     return int(match.group(1)), float(match.group(2)) * scale, count
 
 
-def measure(name: str, args: argparse.Namespace, bench: Path, port: int) -> dict:
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of process PID, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(name: str, args: argparse.Namespace, bench: Path, port: int, server: int) -> dict:
     url = f"http://127.0.0.1:{port}/"
+    server_before = process_cpu_seconds(server)
+    started = time.monotonic()
     pin = ["taskset", "-c", args.generator_cpu]
     if name == "wrk":
         command = [*pin, "wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", url]
@@ -161,8 +171,10 @@ def measure(name: str, args: argparse.Namespace, bench: Path, port: int) -> dict
         out, cpu = run_measured(command, args.duration + 60)
         run = json.loads(out)["runs"][0]
         requests, seconds, errors = run["requests"], run["duration_s"], run["errors"]["total"]
+    server_share = (process_cpu_seconds(server) - server_before) / (time.monotonic() - started)
     return {
         "requests": requests,
+        "server_cpu_pct": 100 * server_share,
         "rps": requests / seconds if seconds else 0.0,
         "cpu_us_per_request": cpu * 1e6 / requests if requests else float("inf"),
         "errors": errors,
@@ -178,6 +190,7 @@ def main() -> int:
     parser.add_argument("--generator-cpu", default="1")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS-bench.md")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     if shutil.which("wrk") is None:
         apt_install("wrk")
@@ -189,14 +202,15 @@ def main() -> int:
         server = start_nginx(nginx, args.server_cpu, Path(tmp), port)
         try:
             for round_no in range(1, args.rounds + 1):
-                for name in results:
-                    figures = measure(name, args, bench, port)
+                for name, figures_so_far in results.items():
+                    figures = measure(name, args, bench, port, server.pid)
                     log(
                         f"round {round_no} {name}: {figures['rps']:.0f} req/s, "
                         f"{figures['cpu_us_per_request']:.2f} us CPU/request, "
+                        f"nginx at {figures['server_cpu_pct']:.0f}% CPU, "
                         f"{figures['errors']} errors"
                     )
-                    results[name].append(figures)
+                    figures_so_far.append(figures)
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -206,19 +220,21 @@ def main() -> int:
 
     wrk_cpu = median("wrk", "cpu_us_per_request")
     rows = []
-    for name in results:
+    for name, runs in results.items():
         cpu = median(name, "cpu_us_per_request")
         rows.append(
             f"| {name} | {median(name, 'rps'):,.0f} | {cpu:.2f} | {cpu / wrk_cpu:.2f}x | "
-            f"{sum(r['errors'] for r in results[name])} |"
+            f"{median(name, 'server_cpu_pct'):.0f}% | {sum(r['errors'] for r in runs)} |"
         )
     cpu_model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             cpu_model = line.split(":", 1)[1].strip()
             break
-    nginx_version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    nginx_version = subprocess.run(
+        [nginx, "-v"], capture_output=True, text=True, check=False
+    ).stderr.strip()
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     wrk_line = (wrk_version.stdout + wrk_version.stderr).splitlines()[0]
     report = f"""# Load generators: evserver bench against wrk
 
@@ -229,10 +245,12 @@ Target: {nginx_version}, one worker pinned to CPU {args.server_cpu}, a static
 {len(BODY)}-byte body. Generators: one thread, {args.connections} connections, pinned to
 CPU {args.generator_cpu}, {args.duration} s each, taking turns within each of {args.rounds}
 rounds; medians shown. CPU is the generator process's own user + system time divided by the
-requests it completed. {wrk_line}.
+requests it completed; nginx CPU is the server's share of its core meanwhile (near 100%: the
+server, not the generator, set the pace). Load average before/after: {load_before:.2f} /
+{os.getloadavg()[0]:.2f} (other work on the machine skews every figure). {wrk_line}.
 
-| generator | requests/s | CPU µs/request | CPU vs wrk | errors |
-|---|---:|---:|---:|---:|
+| generator | requests/s | CPU µs/request | CPU vs wrk | nginx CPU | errors |
+|---|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
 Goal (issue 6): evserver bench at most 0.7x wrk's CPU per request.

@@ -13,7 +13,18 @@ from support import run_evserver
 def test_exact_counts_in_json_on_stdout(serve, bench_backend: str) -> None:
     server = serve("hello:application")
     result = run_evserver(
-        ["bench", "-n", "500", "-c", "4", "--backend", bench_backend, "--json", "-", server.url("/")]
+        [
+            "bench",
+            "-n",
+            "500",
+            "-c",
+            "4",
+            "--backend",
+            bench_backend,
+            "--json",
+            "-",
+            server.url("/"),
+        ]
     )
     if result.returncode == 1 and "io_uring" in result.stderr:
         pytest.skip(f"the kernel refuses io_uring here: {result.stderr.strip()}")
