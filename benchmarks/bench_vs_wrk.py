@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hello import apt_install, free_port  # this directory's hello-world benchmark
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BODY = "Hello, World!"
@@ -40,17 +42,6 @@ BODY = "Hello, World!"
 
 def log(message: str) -> None:
     print(f"[bench_vs_wrk.py] {message}", file=sys.stderr, flush=True)
-
-
-def apt_install(*packages: str) -> None:
-    """apt-get install PACKAGES, running apt-get update once first if that fails."""
-    command = ["apt-get", "install", "-y", "-q", *packages]
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    log(f"apt-get install {' '.join(packages)}")
-    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False).returncode == 0:
-        return
-    subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL, check=True)
-    subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
 
 
 def nginx_binary() -> str:
@@ -68,12 +59,6 @@ def build_bench() -> Path:
         ["cargo", "build", "--release", "-q", "-p", "evserver-bench"], cwd=REPO, check=True
     )
     return target / "release" / "evserver-bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_nginx(binary: str, cpu: str, prefix: Path, port: int) -> subprocess.Popen:

@@ -9,6 +9,7 @@ pub mod regress;
 pub mod report;
 pub mod request;
 pub mod response;
+pub mod socket;
 pub mod stats;
 pub mod target;
 

@@ -5,8 +5,8 @@
 
 use evserver_bench::report::Document;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -82,20 +82,28 @@ fn serve<S: Read + Write>(mut s: S, behaviour: Behaviour, seen: &Seen) {
     }
 }
 
+/// Serves every connection `incoming` yields on its own thread, counting them in `seen`.
+fn accept_all<S, I>(incoming: I, behaviour: Behaviour, seen: Arc<Seen>)
+where
+    S: Read + Write + Send + 'static,
+    I: Iterator<Item = std::io::Result<S>> + Send + 'static,
+{
+    thread::spawn(move || {
+        for conn in incoming.flatten() {
+            seen.connections.fetch_add(1, Ordering::SeqCst);
+            let seen = seen.clone();
+            thread::spawn(move || serve(conn, behaviour, &seen));
+        }
+    });
+}
+
 /// A TCP server on a free loopback port; returns its URL and what it saw.
 pub fn tcp_server(behaviour: Behaviour) -> (String, Arc<Seen>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hello", l.local_addr().expect("addr"));
     let seen = Arc::new(Seen::default());
-    let s2 = seen.clone();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            s2.connections.fetch_add(1, Ordering::SeqCst);
-            let s3 = s2.clone();
-            thread::spawn(move || serve::<TcpStream>(conn, behaviour, &s3));
-        }
-    });
+    let incoming = std::iter::from_fn(move || Some(l.accept().map(|(s, _)| s)));
+    accept_all(incoming, behaviour, seen.clone());
     (url, seen)
 }
 
@@ -104,15 +112,8 @@ pub fn unix_server(dir: &std::path::Path) -> (String, Arc<Seen>) {
     let path = dir.join("bench.sock");
     let l = UnixListener::bind(&path).expect("bind");
     let seen = Arc::new(Seen::default());
-    let s2 = seen.clone();
-    thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            s2.connections.fetch_add(1, Ordering::SeqCst);
-            let s3 = s2.clone();
-            thread::spawn(move || serve::<UnixStream>(conn, Behaviour::Answer(200), &s3));
-        }
-    });
+    let incoming = std::iter::from_fn(move || Some(l.accept().map(|(s, _)| s)));
+    accept_all(incoming, Behaviour::Answer(200), seen.clone());
     (format!("unix:{}:/hello", path.display()), seen)
 }
 

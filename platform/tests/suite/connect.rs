@@ -1,6 +1,7 @@
 //! connect: one completion, 0 once connected (data then flows), a negated errno when refused.
 
 use super::{set_nonblocking, tok, Loop};
+use evserver_platform::{Completion, Token};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -29,7 +30,16 @@ fn sockaddr_in(addr: SocketAddr) -> libc::sockaddr_in {
     sa
 }
 
-const SIN_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+/// Connects `s` to `addr` (any sockaddr type) and returns the completions of `token`.
+fn connect<A>(lp: &mut Loop, s: &OwnedFd, token: Token, addr: &A) -> Vec<Completion> {
+    let len = std::mem::size_of::<A>() as libc::socklen_t;
+    // SAFETY: `addr` is a sockaddr of `len` bytes that outlives the completion awaited here.
+    unsafe {
+        lp.driver
+            .connect(s.as_raw_fd(), token, (addr as *const A).cast(), len)
+    };
+    lp.until_final(token)
+}
 
 #[test]
 fn connects_to_a_listener_and_data_flows() {
@@ -38,16 +48,7 @@ fn connects_to_a_listener_and_data_flows() {
     let s = socket(libc::AF_INET);
     let mut lp = Loop::new();
     let t = tok(1, 4);
-    // SAFETY: `sa` outlives the completion awaited below.
-    unsafe {
-        lp.driver.connect(
-            s.as_raw_fd(),
-            t,
-            (&sa as *const libc::sockaddr_in).cast(),
-            SIN_LEN,
-        )
-    };
-    let done = lp.until_final(t);
+    let done = connect(&mut lp, &s, t, &sa);
     assert_eq!(done.len(), 1, "{done:?}");
     assert_eq!(done[0].result, 0, "{done:?}");
     assert_eq!(done[0].buffer, None);
@@ -76,16 +77,7 @@ fn a_refused_connect_reports_econnrefused() {
     let s = socket(libc::AF_INET);
     let mut lp = Loop::new();
     let t = tok(2, 4);
-    // SAFETY: `sa` outlives the completion awaited below.
-    unsafe {
-        lp.driver.connect(
-            s.as_raw_fd(),
-            t,
-            (&sa as *const libc::sockaddr_in).cast(),
-            SIN_LEN,
-        )
-    };
-    let done = lp.until_final(t);
+    let done = connect(&mut lp, &s, t, &sa);
     assert_eq!(done.len(), 1, "{done:?}");
     assert_eq!(done[0].result, -libc::ECONNREFUSED, "{done:?}");
 }
@@ -104,20 +96,10 @@ fn connects_to_a_unix_socket() {
     for (dst, &b) in sa.sun_path.iter_mut().zip(bytes) {
         *dst = b as libc::c_char;
     }
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
     let s = socket(libc::AF_UNIX);
     let mut lp = Loop::new();
     let t = tok(3, 4);
-    // SAFETY: `sa` outlives the completion awaited below.
-    unsafe {
-        lp.driver.connect(
-            s.as_raw_fd(),
-            t,
-            (&sa as *const libc::sockaddr_un).cast(),
-            len,
-        )
-    };
-    let done = lp.until_final(t);
+    let done = connect(&mut lp, &s, t, &sa);
     assert_eq!(done[0].result, 0, "{done:?}");
     let (mut peer, _) = l.accept().expect("accept");
     peer.write_all(b"hi").expect("write");
