@@ -26,7 +26,7 @@ const OP_RECV: u8 = 3;
 pub const LATE_AFTER: Duration = Duration::from_millis(1);
 /// Fast mode: one wake-up per completions of this share of the busy connections ...
 const BATCH_SHARE: u64 = 4;
-/// ... or after this long.
+/// ... or after this long at most.
 const BATCH_WAIT: Duration = Duration::from_micros(500);
 /// How often progress counters are published.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
@@ -278,13 +278,15 @@ impl Worker<'_> {
                 }
             }
             // Fast mode: sleep until a batch of completions is ready (a share of the busy
-            // connections), at most BATCH_WAIT longer than for the first one.
+            // connections), or BATCH_WAIT at most.
             let min = if self.schedule.is_none() {
-                wake = wake.min(self.now + BATCH_WAIT);
                 (self.in_flight / u64::from(self.plan.pipeline) / BATCH_SHARE).max(1) as u32
             } else {
                 1
             };
+            if min > 1 {
+                wake = wake.min(self.now + BATCH_WAIT);
+            }
             let timeout = wake.saturating_duration_since(self.now);
             match self.driver.wait_batch(min, Some(timeout)) {
                 Ok(()) => {}
