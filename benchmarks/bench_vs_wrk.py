@@ -48,7 +48,7 @@ def nginx_binary() -> str:
     for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
         if candidate and Path(candidate).exists():
             return candidate
-    apt_install("nginx-light" if not shutil.which("apt-cache") else "nginx")
+    apt_install("nginx")
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
