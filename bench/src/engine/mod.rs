@@ -24,7 +24,7 @@ const OP_RECV: u8 = 3;
 
 /// A send leaving more than this after its planned time counts as late (rate mode).
 pub const LATE_AFTER: Duration = Duration::from_millis(1);
-/// Fast mode: one wake-up per completions of this share of the busy connections ...
+/// Fast mode: at most one wake-up per completions of this share of the busy connections ...
 const BATCH_SHARE: u64 = 4;
 /// ... or after this long at most.
 const BATCH_WAIT: Duration = Duration::from_micros(500);
@@ -135,6 +135,8 @@ struct Worker<'a> {
     sec: usize,
     schedule: Option<Schedule>,
     family: libc::c_int,
+    /// Fast mode: how many completions a wait asks for (see `adapt_batch`).
+    batch: u32,
 }
 
 /// Runs one thread's share of the load until the duration passes, the quota is done or
@@ -190,6 +192,7 @@ pub fn run_thread(
             k: 0,
         }),
         family: plan.addr.family,
+        batch: 1,
     };
     let result = w.run(progress, stop);
     let elapsed = if w.recording {
@@ -277,10 +280,9 @@ impl Worker<'_> {
                     wake = wake.min(s.due());
                 }
             }
-            // Fast mode: sleep until a batch of completions is ready (a share of the busy
-            // connections), or BATCH_WAIT at most.
+            // Fast mode: sleep until a batch of completions is ready, or BATCH_WAIT at most.
             let min = if self.schedule.is_none() {
-                (self.in_flight / u64::from(self.plan.pipeline) / BATCH_SHARE).max(1) as u32
+                self.batch.min(self.batch_target())
             } else {
                 1
             };
@@ -294,6 +296,7 @@ impl Worker<'_> {
                 Err(e) => return Err(e),
             }
             self.driver.drain(&mut completions);
+            self.adapt_batch(min, completions.len());
             self.now = Instant::now();
             if self.recording {
                 self.sec = self
@@ -304,6 +307,24 @@ impl Worker<'_> {
             for c in completions.drain(..) {
                 self.complete(c);
             }
+        }
+    }
+
+    /// The batch worth waiting for when the completions come fast: a share of the busy
+    /// connections.
+    fn batch_target(&self) -> u32 {
+        (self.in_flight / u64::from(self.plan.pipeline) / BATCH_SHARE).max(1) as u32
+    }
+
+    /// Adapts the batch to how completions arrive: it doubles (up to the target) while they
+    /// come faster than awaited, and drops to what came when a wait ran out, so that
+    /// responses trickling in one at a time are not held back by BATCH_WAIT turn after turn.
+    fn adapt_batch(&mut self, awaited: u32, got: usize) {
+        let got = u32::try_from(got).unwrap_or(u32::MAX);
+        if got < awaited {
+            self.batch = got.max(1);
+        } else if got >= awaited.saturating_mul(2) {
+            self.batch = self.batch.saturating_mul(2).min(self.batch_target());
         }
     }
 
