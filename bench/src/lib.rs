@@ -137,6 +137,7 @@ fn run(args: &Args) -> Result<i32, Failed> {
         args.url, args.threads, args.connections
     );
 
+    raise_fd_limit(u64::from(args.connections) + 64);
     let started_at = SystemTime::now();
     let guard = SigintGuard::install();
     let mut runs = Vec::new();
@@ -457,6 +458,24 @@ fn show_progress<T>(
     }
     if shown {
         let _ = write!(io::stderr(), "\r\x1b[2K");
+    }
+}
+
+/// Raises the soft limit on open files towards `wanted` (within the hard limit), as a
+/// connection needs one; where it stays too low, sockets that cannot be created count as
+/// connect errors and the first failure is reported.
+fn raise_fd_limit(wanted: u64) {
+    // SAFETY: getrlimit/setrlimit on a valid, exclusively borrowed rlimit struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let wanted = wanted as libc::rlim_t;
+        if lim.rlim_cur < wanted {
+            lim.rlim_cur = wanted.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }
 

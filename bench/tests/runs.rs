@@ -341,3 +341,43 @@ fn usage_and_runtime_errors_have_their_statuses() {
     );
     assert_eq!(run(&["--help"]), 0);
 }
+
+#[test]
+fn running_out_of_file_descriptors_is_reported_not_a_hang() {
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+    for backend in backends() {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_evserver-bench"));
+        cmd.args([
+            "-c",
+            "100",
+            "-d",
+            "300ms",
+            "--backend",
+            backend,
+            &refused_url(),
+        ]);
+        // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 40,
+                    rlim_max: 40,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().expect("run evserver-bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{backend}: {stderr}");
+        assert!(
+            stderr.contains("cannot open a socket"),
+            "{backend}: {stderr}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("Errors"), "{backend}: {stdout}");
+    }
+}

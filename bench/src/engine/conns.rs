@@ -11,8 +11,12 @@ impl Worker<'_> {
     pub(super) fn open(&mut self, slot: u32) {
         let fd = match crate::socket::new_socket(self.family) {
             Ok(fd) => fd,
-            Err(_) => {
-                // Out of fds or the like: count it and leave the slot closed.
+            Err(e) => {
+                // Out of fds or the like: say so once, count it, leave the slot closed.
+                if !self.socket_error_shown {
+                    self.socket_error_shown = true;
+                    eprintln!("evserver bench: cannot open a socket: {e}");
+                }
                 if self.recording && self.take(1) == 1 {
                     self.stats.fail(Failure::Connect, self.sec);
                 }
@@ -150,12 +154,22 @@ impl Worker<'_> {
         }
     }
 
+    /// Opens the closed connections again while there are requests for them; each gets
+    /// one attempt per turn (a socket that cannot be created parks its slot again).
     pub(super) fn serve_parked(&mut self) {
-        while !(self.recording && self.quota == Some(0)) {
-            let Some(slot) = self.parked.pop() else {
-                return;
-            };
-            self.open(slot);
+        if self.parked.is_empty() {
+            return;
+        }
+        let mut parked = std::mem::take(&mut self.parked);
+        for slot in parked.drain(..) {
+            if self.recording && self.quota == Some(0) {
+                self.parked.push(slot);
+            } else {
+                self.open(slot);
+            }
+        }
+        if self.parked.is_empty() {
+            self.parked = parked; // keep the capacity
         }
     }
 

@@ -137,6 +137,8 @@ struct Worker<'a> {
     family: libc::c_int,
     /// Fast mode: how many completions a wait asks for (see `adapt_batch`).
     batch: u32,
+    /// A failure to create a socket was reported already.
+    socket_error_shown: bool,
 }
 
 /// Runs one thread's share of the load until the duration passes, the quota is done or
@@ -193,6 +195,7 @@ pub fn run_thread(
         }),
         family: plan.addr.family,
         batch: 1,
+        socket_error_shown: false,
     };
     let result = w.run(progress, stop);
     let elapsed = if w.recording {
