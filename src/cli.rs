@@ -11,7 +11,8 @@ use clap::{Parser, ValueEnum};
     version,
     about,
     after_help = "With no APP, --exec or --framework, evserver serves its built-in demo \
-                  (a clock pushed by the server) on 127.0.0.1:8080."
+                  (a clock pushed by the server) on 127.0.0.1:8080.\n\n\
+                  `evserver bench URL` runs the load generator instead (see `evserver bench --help`)."
 )]
 pub struct Cli {
     /// The WSGI application, as `module:attribute` (`module` alone means

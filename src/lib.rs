@@ -25,6 +25,13 @@ mod wsgi;
 #[pyfunction]
 #[pyo3(signature = (argv, app = None))]
 fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) -> i32 {
+    // `evserver bench ...`: the load generator (the bench/ crate), pure Rust, GIL released.
+    if app.is_none() && argv.get(1).is_some_and(|a| a == "bench") {
+        let args: Vec<String> = std::iter::once("evserver bench".to_string())
+            .chain(argv.into_iter().skip(2))
+            .collect();
+        return py.detach(move || evserver_bench::main(args));
+    }
     serve::main(py, argv, app)
 }
 
