@@ -395,3 +395,31 @@ def test_workers_stop_when_the_master_disappears(serve) -> None:
 def test_the_worker_is_a_child_of_the_master(serve) -> None:
     server = serve("prodapp")
     assert get(server, "/pid").body == str(server.worker_pid).encode()
+
+
+def test_sighup_under_evserver_bench_has_zero_errors(serve) -> None:
+    """The issue's proof: `evserver bench` runs while the workers are replaced twice."""
+    import subprocess
+
+    from support import evserver_command, server_env
+
+    server = serve("prodapp", "-w", "2")
+    bench = subprocess.Popen(
+        evserver_command("bench", "-c", "16", "-d", "4s", "--json", "-", server.url("/pid")),
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_for_output(r"reload done")
+    time.sleep(0.8)
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: server.stderr.count("reload done") == 2, what="the second reload")
+    out, err = bench.communicate(timeout=30)
+    assert bench.returncode == 0, err
+    run = json.loads(out)["runs"][0]
+    assert run["errors"]["total"] == 0, run["errors"]
+    assert set(run["status"]) == {"200"}
+    assert run["requests"] > 1000
