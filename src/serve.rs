@@ -50,6 +50,7 @@ pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) ->
 
 fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Result<(), Fatal> {
     configure_logging(py, &cli)?;
+    raise_open_files_limit();
     let app = match app {
         Some(app) => app,
         None => load_app(py, &cli)?,
@@ -115,6 +116,14 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
         restore_signal_handlers(py, fd);
     }
     result.map_err(|e| fail(format!("the event loop failed: {e}")))
+}
+
+/// Lifts the soft limit on open files to the hard one (each connection is a descriptor); if
+/// that is refused the server runs on with the limit it has, and says so.
+fn raise_open_files_limit() {
+    if let Err(e) = evserver_platform::sys::raise_open_files_limit() {
+        eprintln!("evserver: cannot raise the open files limit: {e}");
+    }
 }
 
 fn configure_logging(py: Python<'_>, cli: &Cli) -> Result<(), Fatal> {
