@@ -108,7 +108,7 @@ pub fn errno_from_name(name: &str) -> Option<i32> {
 /// Raises the soft limit on open files to the hard limit, as servers do at startup so that a
 /// default soft limit (often 1024) does not cap the connections; returns the new soft limit.
 /// On macOS the soft limit cannot exceed `OPEN_MAX` whatever the hard limit says.
-pub fn raise_open_files_limit() -> io::Result<u64> {
+pub fn raise_open_files_limit() -> io::Result<libc::rlim_t> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -127,7 +127,7 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
         cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) })?;
         limit.rlim_cur = target;
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 #[cfg(test)]
@@ -143,7 +143,7 @@ mod tests {
         };
         // SAFETY: as above, a valid pointer to a local.
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-        assert_eq!(limit.rlim_cur as u64, soft);
+        assert_eq!(limit.rlim_cur, soft);
         if cfg!(target_os = "linux") {
             assert_eq!(limit.rlim_cur, limit.rlim_max);
         }
