@@ -16,7 +16,9 @@ fn decode(data: &[u8], pieces: &[u8]) -> (Vec<u8>, usize, Result<bool, evserver_
     let mut at = 0;
     let mut i = 0;
     while at < data.len() {
-        let size = pieces.get(i % pieces.len().max(1)).map_or(data.len(), |&p| p as usize + 1);
+        let size = pieces
+            .get(i % pieces.len().max(1))
+            .map_or(data.len(), |&p| p as usize + 1);
         i += 1;
         let end = (at + size).min(data.len());
         match decoder.decode(&data[at..end], &mut out) {

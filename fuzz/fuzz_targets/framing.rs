@@ -39,7 +39,9 @@ fn run(data: &[u8], pieces: &[u8]) -> (Vec<Request>, End) {
     let mut i = 0;
     let mut closed = false;
     while at < data.len() {
-        let size = pieces.get(i % pieces.len().max(1)).map_or(data.len(), |&p| p as usize + 1);
+        let size = pieces
+            .get(i % pieces.len().max(1))
+            .map_or(data.len(), |&p| p as usize + 1);
         i += 1;
         let end = (at + size).min(data.len());
         framer.feed(&data[at..end]);
@@ -105,5 +107,8 @@ fuzz_target!(|input: &[u8]| {
     let (pieces, data) = rest.split_at((n as usize % 8).min(rest.len()));
     let whole = run(data, &[]);
     let split = run(data, pieces);
-    assert_eq!(whole, split, "the outcome depends on how the bytes were split");
+    assert_eq!(
+        whole, split,
+        "the outcome depends on how the bytes were split"
+    );
 });

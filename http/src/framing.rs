@@ -25,8 +25,12 @@ pub enum Event<'a> {
 enum Phase {
     Head,
     /// The head of `len` bytes was handed out and is dropped from the buffer on the next poll.
-    HeadSeen { len: usize },
-    Length { remaining: u64 },
+    HeadSeen {
+        len: usize,
+    },
+    Length {
+        remaining: u64,
+    },
     Chunked(ChunkedDecoder),
     /// The body is complete; the next poll ends the request.
     Ending,
@@ -181,9 +185,10 @@ mod tests {
         let mut seen = Vec::new();
         loop {
             match framer.poll(&mut body) {
-                Ok(Event::Head { head, bytes }) => {
-                    seen.push(format!("head {}", String::from_utf8_lossy(head.path.of(bytes))))
-                }
+                Ok(Event::Head { head, bytes }) => seen.push(format!(
+                    "head {}",
+                    String::from_utf8_lossy(head.path.of(bytes))
+                )),
                 Ok(Event::Body(n)) => seen.push(format!("body {n}")),
                 Ok(Event::End { keep_alive }) => seen.push(format!("end {keep_alive}")),
                 Ok(Event::NeedMore) => return (seen, None),
