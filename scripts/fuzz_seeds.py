@@ -9,34 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUESTS = ROOT / "http" / "tests" / "requests"
 CORPUS = ROOT / "fuzz" / "corpus"
-ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\0", "\\": b"\\"}
-
-
-def unescape(text: str) -> bytes:
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c != "\\":
-            out += c.encode("utf-8")
-            i += 1
-        elif text[i + 1] == "x":
-            out.append(int(text[i + 2 : i + 4], 16))
-            i += 4
-        else:
-            out += ESCAPES[text[i + 1]]
-            i += 2
-    return bytes(out)
+sys.path.insert(0, str(ROOT / "tests"))
+from http_fixtures import REQUESTS, read_request
 
 
 def fixtures() -> list[bytes]:
-    paths = sorted(REQUESTS.glob("*/*.http"))
-    return [unescape(p.read_text().replace("\n", "")) for p in paths]
+    return [read_request(p) for p in sorted(REQUESTS.glob("*/*.http"))]
 
 
 def chunked_body(raw: bytes) -> bytes | None:

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from http_fixtures import REQUESTS, read_request, unescape
 from support import assert_serves
 
-ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "data" / "malformed.txt"
-CODEC_INVALID = ROOT / "http" / "tests" / "requests" / "invalid"
+CODEC_INVALID = REQUESTS / "invalid"
 GOOD = b"GET /alive HTTP/1.1\r\nHost: test\r\n\r\n"
-ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\0", "\\": b"\\"}
 REPEAT = re.compile(r"\{repeat (\d+):([^{}]*)\}")
 
 
@@ -26,24 +25,6 @@ class Case:
     name: str
     status: int
     raw: bytes
-
-
-def unescape(text: str) -> bytes:
-    """The fixture escapes: \\r \\n \\t \\0 \\\\ and \\xHH."""
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c != "\\":
-            out += c.encode("utf-8")
-            i += 1
-        elif text[i + 1] == "x":
-            out.append(int(text[i + 2 : i + 4], 16))
-            i += 4
-        else:
-            out += ESCAPES[text[i + 1]]
-            i += 2
-    return bytes(out)
 
 
 def expand(text: str) -> str:
@@ -72,7 +53,7 @@ def codec_cases() -> list[Case]:
         if re.search(r"^(limit|method):", text, re.MULTILINE):
             continue  # needs limits of its own, or expects requests served before the error
         status = int(re.search(r"^status: (\d+)", text, re.MULTILINE).group(1))
-        raw = unescape(expect.with_suffix(".http").read_text().replace("\n", ""))
+        raw = read_request(expect.with_suffix(".http"))
         cases.append(Case(f"codec-{expect.stem}", status, raw))
     return cases
 

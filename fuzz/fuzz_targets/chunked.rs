@@ -2,6 +2,7 @@
 //! holds, and any split of the input decodes exactly as the whole does.
 #![no_main]
 
+use evserver_fuzz::{read_size, split_input};
 use evserver_http::ChunkedDecoder;
 use libfuzzer_sys::fuzz_target;
 
@@ -16,9 +17,7 @@ fn decode(data: &[u8], pieces: &[u8]) -> (Vec<u8>, usize, Result<bool, evserver_
     let mut at = 0;
     let mut i = 0;
     while at < data.len() {
-        let size = pieces
-            .get(i % pieces.len().max(1))
-            .map_or(data.len(), |&p| p as usize + 1);
+        let size = read_size(pieces, i, data.len());
         i += 1;
         let end = (at + size).min(data.len());
         match decoder.decode(&data[at..end], &mut out) {
@@ -40,10 +39,9 @@ fn decode(data: &[u8], pieces: &[u8]) -> (Vec<u8>, usize, Result<bool, evserver_
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&n, rest)) = input.split_first() else {
+    let Some((pieces, data)) = split_input(input) else {
         return;
     };
-    let (pieces, data) = rest.split_at((n as usize % 8).min(rest.len()));
     let whole = decode(data, &[]);
     let split = decode(data, pieces);
     // The bytes decoded before an error may differ by where the split fell; the outcome not.

@@ -3,6 +3,7 @@
 //! and the same ending however the bytes are split into reads.
 #![no_main]
 
+use evserver_fuzz::{read_size, split_input};
 use evserver_http::{BodyFraming, Event, Framer, HttpError, Limits};
 use libfuzzer_sys::fuzz_target;
 
@@ -39,9 +40,7 @@ fn run(data: &[u8], pieces: &[u8]) -> (Vec<Request>, End) {
     let mut i = 0;
     let mut closed = false;
     while at < data.len() {
-        let size = pieces
-            .get(i % pieces.len().max(1))
-            .map_or(data.len(), |&p| p as usize + 1);
+        let size = read_size(pieces, i, data.len());
         i += 1;
         let end = (at + size).min(data.len());
         framer.feed(&data[at..end]);
@@ -101,10 +100,9 @@ fn run(data: &[u8], pieces: &[u8]) -> (Vec<Request>, End) {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&n, rest)) = input.split_first() else {
+    let Some((pieces, data)) = split_input(input) else {
         return;
     };
-    let (pieces, data) = rest.split_at((n as usize % 8).min(rest.len()));
     let whole = run(data, &[]);
     let split = run(data, pieces);
     assert_eq!(
