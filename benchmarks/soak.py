@@ -239,13 +239,15 @@ def stats(server: Server) -> dict[str, int]:
 
 
 def settle(server: Server, fds: int, timeout: float = 20.0) -> tuple[int, dict[str, int]]:
-    """Waits until the fd count is back to ``fds`` and no request is parked."""
+    """Waits until the fd count is back to ``fds``, no request is parked and every iterable
+    started was closed (a vanished client is noticed when the server next reads or sends)."""
     deadline = time.monotonic() + timeout
     while True:
         s = stats(server)
         time.sleep(0.1)
         now = server.fds()
-        if (now <= fds and s["parked"] == 0) or time.monotonic() > deadline:
+        done = now <= fds and s["parked"] == 0 and s["started"] == s["closed"]
+        if done or time.monotonic() > deadline:
             return now, s
 
 
