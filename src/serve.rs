@@ -62,7 +62,7 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
     let access_format = Format::parse(&cli.access_log_format)
         .map_err(|e| fail(format!("invalid --access-log-format: {}", e.0)))?;
     let log = Log::new(py, false).map_err(|e| fail(format!("cannot set up logging: {e}")))?;
-    if let Err(e) = process::raise_open_file_limit() {
+    if let Err(e) = evserver_platform::sys::raise_open_files_limit() {
         log.warning(py, &format!("cannot raise the open-file limit: {e}"));
     }
     let workers = cli.workers.resolve();

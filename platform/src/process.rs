@@ -158,30 +158,6 @@ pub fn resident_bytes() -> u64 {
     }
 }
 
-/// Raises this process's soft limit on open files to its hard limit; returns the new limit.
-pub fn raise_open_file_limit() -> io::Result<u64> {
-    // SAFETY: getrlimit/setrlimit read and write a local struct.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // macOS refuses a soft limit above OPEN_MAX (10240) even when the hard limit is
-        // "unlimited".
-        #[cfg(target_os = "macos")]
-        let target = lim.rlim_max.min(10240);
-        #[cfg(not(target_os = "macos"))]
-        let target = lim.rlim_max;
-        if lim.rlim_cur < target {
-            lim.rlim_cur = target;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(lim.rlim_cur as u64)
-    }
-}
-
 /// A pipe whose both ends are non-blocking and close-on-exec: `(read, write)`.
 pub fn pipe() -> io::Result<(RawFd, RawFd)> {
     let mut fds = [0 as RawFd; 2];
