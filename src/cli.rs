@@ -11,7 +11,8 @@ use clap::{Parser, ValueEnum};
     version,
     about,
     after_help = "With no APP, --exec or --framework, evserver serves its built-in demo \
-                  (a clock pushed by the server) on 127.0.0.1:8080."
+                  (a clock pushed by the server) on 127.0.0.1:8080.\n\n\
+                  `evserver bench URL` runs the load generator instead (see `evserver bench --help`)."
 )]
 pub struct Cli {
     /// The WSGI application, as `module:attribute` (`module` alone means
@@ -44,6 +45,64 @@ pub struct Cli {
     )]
     pub listen: Vec<String>,
 
+    /// Worker processes to run: a number, or `auto` for one per CPU core. The master process
+    /// supervises them (restarts, signals, reloads).
+    #[arg(short, long, value_name = "N", default_value = "1", env = "EVSERVER_WORKERS",
+          value_parser = parse_workers)]
+    pub workers: Workers,
+
+    /// Seconds a worker may stay inside the application without its event loop turning
+    /// before the master kills and replaces it (0: never).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        env = "EVSERVER_TIMEOUT"
+    )]
+    pub timeout: u64,
+
+    /// Seconds a graceful stop (SIGTERM, SIGINT, SIGHUP's old workers) may take to finish
+    /// the requests in flight before the rest are cut off.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        env = "EVSERVER_GRACEFUL_TIMEOUT"
+    )]
+    pub graceful_timeout: u64,
+
+    /// Restart a worker after it served this many requests (0: never), to bound leaks.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "EVSERVER_MAX_REQUESTS"
+    )]
+    pub max_requests: u64,
+
+    /// Add a random 0..=N to each worker's --max-requests, so workers do not restart together.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "EVSERVER_MAX_REQUESTS_JITTER"
+    )]
+    pub max_requests_jitter: u64,
+
+    /// Restart the workers when a Python file under the application's directory changes
+    /// (for development).
+    #[arg(short = 'r', long, env = "EVSERVER_RELOAD")]
+    pub reload: bool,
+
+    /// Serve a status page, a JSON document (/status.json) and Prometheus metrics (/metrics)
+    /// on this address (HOST:PORT or unix:PATH). Off by default.
+    #[arg(short = 's', long, value_name = "ADDR", env = "EVSERVER_STATUS")]
+    pub status: Option<String>,
+
+    /// Write the master's process id to FILE (removed on exit).
+    #[arg(long, value_name = "FILE", env = "EVSERVER_PID_FILE")]
+    pub pid_file: Option<std::path::PathBuf>,
+
     /// Event-loop backend: io_uring, poll (epoll/kqueue), or auto (io_uring when the
     /// kernel allows it, else poll).
     #[arg(long, value_enum, default_value_t = Backend::Auto, env = "EVSERVER_BACKEND")]
@@ -53,11 +112,23 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogLevel::Info, env = "EVSERVER_LOG_LEVEL")]
     pub log_level: LogLevel,
 
-    /// Write an access log in Common Log Format to FILE, or to standard output with `-`.
-    /// Off by default.
+    /// Write an access log to FILE, or to standard output with `-`. Off by default.
     #[arg(long, value_name = "FILE", env = "EVSERVER_ACCESS_LOG", num_args = 0..=1,
           default_missing_value = "-")]
     pub access_log: Option<String>,
+
+    /// The access log's line, with gunicorn's atoms: %(h)s remote address, %(t)s time,
+    /// %(r)s request line, %(m)s method, %(U)s path, %(q)s query, %(H)s protocol, %(s)s
+    /// status, %(B)s / %(b)s body bytes, %(f)s referer, %(a)s user agent, %(T)s / %(M)s /
+    /// %(D)s / %(L)s duration in s / ms / µs / decimal s, %(p)s pid, %({Name}i)s request
+    /// header, %({Name}o)s response header, %({KEY}e)s environ value, %(l)s and %(u)s `-`.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "EVSERVER_ACCESS_LOG_FORMAT",
+        default_value = crate::accesslog::COMMON_LOG_FORMAT
+    )]
+    pub access_log_format: String,
 
     /// Largest request body accepted, in bytes (413 beyond).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, env = "EVSERVER_MAX_BODY")]
@@ -84,6 +155,66 @@ pub struct Cli {
         env = "EVSERVER_HEADER_TIMEOUT"
     )]
     pub header_timeout: u64,
+
+    /// Longest request line in bytes (414 beyond).
+    #[arg(long, value_name = "BYTES", default_value_t = 8190,
+          env = "EVSERVER_LIMIT_REQUEST_LINE", value_parser = clap::value_parser!(u32).range(64..))]
+    pub limit_request_line: u32,
+
+    /// Most header fields in a request (431 beyond).
+    #[arg(long, value_name = "N", default_value_t = 100,
+          env = "EVSERVER_LIMIT_REQUEST_FIELDS", value_parser = clap::value_parser!(u32).range(1..=32768))]
+    pub limit_request_fields: u32,
+
+    /// Longest header field line in bytes (431 beyond).
+    #[arg(long, value_name = "BYTES", default_value_t = 8190,
+          env = "EVSERVER_LIMIT_REQUEST_FIELD_SIZE", value_parser = clap::value_parser!(u32).range(64..))]
+    pub limit_request_field_size: u32,
+
+    /// Open connections per worker beyond which it stops accepting; new clients wait in the
+    /// listen backlog (0: no limit but the open-file limit).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "EVSERVER_MAX_CONNECTIONS"
+    )]
+    pub max_connections: usize,
+
+    /// Length of the kernel's queue of connections not yet accepted.
+    #[arg(long, value_name = "N", default_value_t = 1024, env = "EVSERVER_BACKLOG",
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub backlog: i32,
+}
+
+/// `-w/--workers`: a count or one per core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    Count(usize),
+    PerCore,
+}
+
+impl Workers {
+    /// How many workers to start.
+    pub fn resolve(self) -> usize {
+        match self {
+            Workers::Count(n) => n,
+            Workers::PerCore => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+fn parse_workers(text: &str) -> Result<Workers, String> {
+    if text == "auto" {
+        return Ok(Workers::PerCore);
+    }
+    match text.parse::<usize>() {
+        Ok(n) if (1..=crate::scoreboard::MAX_WORKERS).contains(&n) => Ok(Workers::Count(n)),
+        _ => Err(format!(
+            "expected a number from 1 to {} or `auto`",
+            crate::scoreboard::MAX_WORKERS
+        )),
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +276,16 @@ mod tests {
         let cli =
             Cli::try_parse_from(["evserver", "-l", "127.0.0.1:1", "--listen", "unix:/x"]).unwrap();
         assert_eq!(cli.listen, vec!["127.0.0.1:1", "unix:/x"]);
+    }
+
+    #[test]
+    fn workers_take_a_count_or_auto() {
+        let cli = Cli::try_parse_from(["evserver", "-w", "3"]).unwrap();
+        assert_eq!(cli.workers, Workers::Count(3));
+        let cli = Cli::try_parse_from(["evserver", "--workers", "auto"]).unwrap();
+        assert!(cli.workers.resolve() >= 1);
+        assert!(Cli::try_parse_from(["evserver", "-w", "0"]).is_err());
+        assert!(Cli::try_parse_from(["evserver", "-w", "many"]).is_err());
     }
 
     #[test]

@@ -3,15 +3,20 @@
 
 use pyo3::prelude::*;
 
+mod accesslog;
 mod body;
 mod cli;
 mod conn;
 mod fdwait;
 mod listen;
+mod master;
 mod outq;
 mod pylog;
+mod reload;
 mod response;
+mod scoreboard;
 mod serve;
+mod status;
 mod worker;
 mod wsgi;
 
@@ -21,6 +26,13 @@ mod wsgi;
 #[pyfunction]
 #[pyo3(signature = (argv, app = None))]
 fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) -> i32 {
+    // `evserver bench ...`: the load generator (the bench/ crate), pure Rust, GIL released.
+    if app.is_none() && argv.get(1).is_some_and(|a| a == "bench") {
+        let args: Vec<String> = std::iter::once("evserver bench".to_string())
+            .chain(argv.into_iter().skip(2))
+            .collect();
+        return py.detach(move || evserver_bench::main(args));
+    }
     serve::main(py, argv, app)
 }
 

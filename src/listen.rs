@@ -60,17 +60,26 @@ pub fn parse_address(text: &str) -> Result<Address, AddressError> {
     }
 }
 
-/// A bound, listening, non-blocking socket and what to tell users and apps about it.
+/// A bound, listening, non-blocking socket and what to tell users and apps about it. Owned
+/// by the master; dropping it removes a unix socket's file.
 pub struct Listener {
     pub socket: Socket,
     pub address: Address,
 }
 
+/// A worker's view of a listener: the fd to accept on and its address. It owns nothing.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub fd: RawFd,
+    pub address: Address,
+}
+
 impl Listener {
     /// Binds and listens. TCP listeners get SO_REUSEADDR and TCP_NODELAY (inherited by
-    /// accepted sockets on Linux); an existing unix socket file is replaced only if nothing
-    /// listens on it.
-    pub fn bind(address: &Address, backlog: i32) -> io::Result<Listener> {
+    /// accepted sockets on Linux), and SO_REUSEPORT when `reuse_port` (one listener per
+    /// worker on the same port, the kernel spreading connections); an existing unix socket
+    /// file is replaced only if nothing listens on it.
+    pub fn bind(address: &Address, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
         let socket = match address {
             Address::Tcp(addr) => {
                 let socket = Socket::new(
@@ -79,6 +88,12 @@ impl Listener {
                     Some(Protocol::TCP),
                 )?;
                 socket.set_reuse_address(true)?;
+                #[cfg(any(target_os = "linux", target_os = "macos"))]
+                if reuse_port {
+                    socket.set_reuse_port(true)?;
+                }
+                #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+                let _ = reuse_port;
                 if addr.is_ipv6() {
                     socket.set_only_v6(true)?;
                 }
@@ -110,19 +125,35 @@ impl Listener {
         self.socket.as_raw_fd()
     }
 
-    /// The address as shown in the ready line: `http://127.0.0.1:8080`, `unix:/path`.
-    pub fn display(&self) -> String {
-        match &self.address {
-            Address::Tcp(addr) => format!("http://{addr}"),
-            Address::Unix(path) => format!("unix:{}", path.display()),
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            fd: self.fd(),
+            address: self.address.clone(),
         }
     }
 
+    /// The address as shown in the ready line: `http://127.0.0.1:8080`, `unix:/path`.
+    pub fn display(&self) -> String {
+        self.address.display()
+    }
+}
+
+impl Endpoint {
     /// SERVER_NAME and SERVER_PORT for the environ.
     pub fn server_name_and_port(&self) -> (String, String) {
         match &self.address {
             Address::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
             Address::Unix(path) => (path.display().to_string(), String::new()),
+        }
+    }
+}
+
+impl Address {
+    /// As shown in the ready line: `http://127.0.0.1:8080`, `unix:/path`.
+    pub fn display(&self) -> String {
+        match self {
+            Address::Tcp(addr) => format!("http://{addr}"),
+            Address::Unix(path) => format!("unix:{}", path.display()),
         }
     }
 }
@@ -191,8 +222,8 @@ mod tests {
 
     #[test]
     fn binds_port_zero_and_reports_the_real_port() {
-        let l = Listener::bind(&parse_address("127.0.0.1:0").unwrap(), 16).unwrap();
-        let (name, port) = l.server_name_and_port();
+        let l = Listener::bind(&parse_address("127.0.0.1:0").unwrap(), 16, false).unwrap();
+        let (name, port) = l.endpoint().server_name_and_port();
         assert_eq!(name, "127.0.0.1");
         assert_ne!(port, "0");
         assert!(l.display().starts_with("http://127.0.0.1:"));

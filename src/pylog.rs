@@ -12,6 +12,7 @@ pub struct Log {
 }
 
 const DEBUG: i32 = 10;
+const INFO: i32 = 20;
 const WARNING: i32 = 30;
 const ERROR: i32 = 40;
 
@@ -47,6 +48,10 @@ impl Log {
         if self.debug {
             self.log(py, DEBUG, msg);
         }
+    }
+
+    pub fn info(&self, py: Python<'_>, msg: &str) {
+        self.log(py, INFO, msg);
     }
 
     pub fn warning(&self, py: Python<'_>, msg: &str) {

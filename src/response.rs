@@ -102,8 +102,16 @@ pub struct Response {
     overrun: bool,
     /// The fdevent wait in flight while the request is parked.
     pub parked: Option<InFlight>,
-    /// The request line, kept for the access log.
-    pub request_line: Option<String>,
+    /// What the access log needs of the request, when the access log is on.
+    pub access: Option<Box<AccessRecord>>,
+}
+
+/// The request's side of an access-log line, captured when the request arrived.
+pub struct AccessRecord {
+    pub captured: Vec<String>,
+    pub started: std::time::Instant,
+    /// Kept when the format reads environ values.
+    pub environ: Option<Py<pyo3::types::PyDict>>,
 }
 
 fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
@@ -136,7 +144,7 @@ impl Response {
             status: 0,
             overrun: false,
             parked: None,
-            request_line: None,
+            access: None,
         };
         ctx.wait_slot.set_driving(true);
         let called = app.call1((environ, response.start_response.bind(py)));
@@ -186,6 +194,22 @@ impl Response {
             self.source = Source::Iter(result.try_iter()?.into_any().unbind());
         }
         Ok(())
+    }
+
+    /// The value of a response header the application gave (case-insensitive `name`), for
+    /// the access log.
+    pub fn response_header(&self, py: Python<'_>, name: &str) -> Option<String> {
+        let sr = self.start_response.bind(py).borrow();
+        let headers = sr.headers.as_ref()?.bind(py).clone();
+        for item in headers.iter() {
+            let Ok((n, v)) = item.extract::<(String, String)>() else {
+                continue;
+            };
+            if n.eq_ignore_ascii_case(name) {
+                return Some(v);
+            }
+        }
+        None
     }
 
     /// The file to send, once the head is out.
@@ -528,6 +552,50 @@ impl Response {
         self.framing = Some(Framing::NoBody);
         self.request.keep_alive = false;
         Step::Done { keep_alive: false }
+    }
+
+    /// The worker is stopping: this response must not keep its connection alive. Takes
+    /// effect in the head if it has not gone out yet (`Connection: close`).
+    pub fn refuse_keep_alive(&mut self) {
+        self.request.keep_alive = false;
+    }
+
+    /// Ends a parked response because the worker is stopping: `close()` is called, a chunked
+    /// body gets its last chunk, and a response whose head has not gone out becomes a 503.
+    /// Its fdevent wait must already be cancelled.
+    pub fn end_for_shutdown(
+        &mut self,
+        py: Python<'_>,
+        ctx: &mut Ctx<'_>,
+        out: &mut OutQueue<Keep>,
+    ) -> Step {
+        self.parked = None;
+        self.request.keep_alive = false;
+        self.source = Source::Exhausted;
+        self.close_iterable(py, ctx);
+        ctx.wait_slot.take();
+        match self.framing {
+            None => {
+                self.status = 503;
+                let mut w = out.copy_buffer();
+                write_error_response(
+                    w.buf(),
+                    503,
+                    "Service Unavailable",
+                    "the server is restarting; try again",
+                    ctx.date,
+                );
+                drop(w);
+                self.framing = Some(Framing::NoBody);
+                Step::Done { keep_alive: false }
+            }
+            Some(Framing::Chunked) => {
+                out.push_copy(b"0\r\n\r\n");
+                Step::Done { keep_alive: false }
+            }
+            Some(Framing::Length { declared }) if self.body_sent < declared => Step::Abort,
+            Some(_) => Step::Done { keep_alive: false },
+        }
     }
 
     /// Calls the iterable's `close()` if it has one; at most once.

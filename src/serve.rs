@@ -1,25 +1,30 @@
-//! `evserver [APP] [options]`: parses the command line, loads the application, binds the
-//! listeners, picks the backend, prints the ready line and runs the worker.
+//! `evserver [APP] [options]`: parses the command line, binds the listeners, picks the
+//! backend and hands over to the master, which forks the workers; each worker loads the
+//! application and runs its event loop.
 
+use crate::accesslog::Format;
 use crate::cli::{Backend, Cli, Framework};
 use crate::listen::{parse_address, Listener};
+use crate::master::{Assignment, Master, Sockets, Supervision, WorkerBody, EXIT_BOOT_FAILURE};
 use crate::pylog::Log;
+use crate::scoreboard::{CellRef, Scoreboard, MAX_WORKERS};
+use crate::status::StatusServer;
 use crate::worker::{Settings, Worker};
 use clap::Parser;
 use evserver_http::Limits;
-use evserver_platform::{Choice, Config, Driver};
+use evserver_platform::signals::{Disposition, SignalPipe};
+use evserver_platform::{process, Choice, Config, Driver};
 use pyo3::prelude::*;
-use std::io::Write;
-use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Exit status for a failure at run time (bad app, busy port, backend refused).
 const EXIT_FAILURE: i32 = 1;
 /// Exit status for a bad command line (clap's own status for usage errors).
 const EXIT_USAGE: i32 = 2;
-const LISTEN_BACKLOG: i32 = 1024;
 
-/// A startup failure: one line for the user.
+/// A startup failure: one line for the user (empty when it was already said).
 struct Fatal(String);
 
 fn fail(msg: impl Into<String>) -> Fatal {
@@ -36,13 +41,17 @@ pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) ->
         }
     };
     if app.is_some() && (cli.app.is_some() || cli.exec_code.is_some() || cli.framework.is_some()) {
-        eprintln!("evserver: error: an application object was given; do not also name APP, --exec or --framework");
+        eprintln!(
+            "evserver: error: an application object was given; do not also name APP, --exec or --framework"
+        );
         return EXIT_USAGE;
     }
     match serve(py, cli, app) {
         Ok(()) => 0,
         Err(Fatal(msg)) => {
-            eprintln!("evserver: error: {msg}");
+            if !msg.is_empty() {
+                eprintln!("evserver: error: {msg}");
+            }
             EXIT_FAILURE
         }
     }
@@ -50,19 +59,71 @@ pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) ->
 
 fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Result<(), Fatal> {
     configure_logging(py, &cli)?;
-    let app = match app {
-        Some(app) => app,
-        None => load_app(py, &cli)?,
-    };
-    let mut listeners = Vec::new();
+    let access_format = Format::parse(&cli.access_log_format)
+        .map_err(|e| fail(format!("invalid --access-log-format: {}", e.0)))?;
+    let log = Log::new(py, false).map_err(|e| fail(format!("cannot set up logging: {e}")))?;
+    if let Err(e) = evserver_platform::sys::raise_open_files_limit() {
+        log.warning(py, &format!("cannot raise the open-file limit: {e}"));
+    }
+    let workers = cli.workers.resolve();
+    let mut addresses = Vec::new();
     for text in &cli.listen {
         let address =
             parse_address(text).map_err(|e| fail(format!("invalid listen address {e}")))?;
-        let listener = Listener::bind(&address, LISTEN_BACKLOG)
-            .map_err(|e| fail(format!("cannot listen on {text}: {e}")))?;
-        listeners.push(listener);
+        addresses.push((text.clone(), address));
     }
-    let choice = match cli.backend {
+    let sockets = Sockets::bind(&addresses, cli.backlog, workers).map_err(fail)?;
+    let status = match &cli.status {
+        Some(text) => {
+            let address =
+                parse_address(text).map_err(|e| fail(format!("invalid --status address {e}")))?;
+            let listener = Listener::bind(&address, 64, false)
+                .map_err(|e| fail(format!("cannot listen on {text} (--status): {e}")))?;
+            Some(StatusServer::new(listener))
+        }
+        None => None,
+    };
+    let (backend, backend_name) = select_backend(cli.backend)?;
+    let reload_roots = if cli.reload {
+        Some(watch_roots(py, &cli)?)
+    } else {
+        None
+    };
+    let _pid_file = match &cli.pid_file {
+        Some(path) => Some(PidFile::write(path)?),
+        None => None,
+    };
+    if let Some(status) = &status {
+        log.info(py, &format!("status page on {}", status.display()));
+    }
+    let supervision = Supervision {
+        workers,
+        timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
+        graceful_timeout: Duration::from_secs(cli.graceful_timeout),
+        reload_roots,
+        backend: backend_name,
+        handle_signals: is_main_thread(py),
+    };
+    let board = Rc::new(
+        Scoreboard::new_zeroed(MAX_WORKERS)
+            .map_err(|e| fail(format!("cannot set up the workers' scoreboard: {e}")))?,
+    );
+    let body = Body {
+        cli,
+        app: app.map(Bound::unbind),
+        backend,
+        access_format,
+        multiprocess: workers > 1,
+        board: board.clone(),
+    };
+    let mut master = Master::new(py, log, body, sockets, board, supervision, status);
+    master.run().map_err(|_| fail(""))
+}
+
+/// Chooses the backend once, in the master, so a refusal is reported once; workers then
+/// create the chosen one.
+fn select_backend(backend: Backend) -> Result<(Choice, &'static str), Fatal> {
+    let choice = match backend {
         Backend::Auto => Choice::Auto,
         Backend::IoUring => Choice::IoUring,
         Backend::Poll => Choice::Poll,
@@ -74,47 +135,157 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
         )),
         _ => fail(format!("cannot create the event loop: {e}")),
     })?;
-    let driver = selected.driver;
-    if let Some(reason) = selected.fallback_reason {
-        eprintln!("evserver: {reason}; using {}", driver.name());
+    if let Some(reason) = &selected.fallback_reason {
+        eprintln!("evserver: {reason}; using {}", selected.driver.name());
     }
-    let log = Log::new(py, cli.access_log.is_some())
-        .map_err(|e| fail(format!("cannot set up logging: {e}")))?;
-    let settings = Settings {
-        limits: Limits {
-            max_body: cli.max_body,
-            ..Limits::default()
-        },
-        spill_body: cli.spill_body,
-        keep_alive: Duration::from_secs(cli.keep_alive),
-        header_timeout: Duration::from_secs(cli.header_timeout),
-    };
-    let addresses: Vec<String> = listeners.iter().map(Listener::display).collect();
-    let backend = driver.name();
-    let mut worker = Worker::new(py, driver, app, listeners, settings, log)
-        .map_err(|e| fail(format!("cannot start the worker: {e}")))?;
-    // Signal handlers belong to the main thread; a server started in another thread (Django's
-    // autoreloader runs it so) is stopped by its process instead.
-    let wakeup = if is_main_thread(py) {
-        let fd = install_signal_handlers(py)
-            .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
-        worker.set_wakeup_fd(fd);
-        Some(fd)
+    let name = selected.driver.name();
+    let choice = if name == "io_uring" {
+        Choice::IoUring
     } else {
-        None
+        Choice::Poll
     };
-    eprintln!(
-        "evserver: ready on {} (backend {backend}, 1 worker, pid {})",
-        addresses.join(", "),
-        std::process::id()
-    );
-    let _ = std::io::stderr().flush();
-    let result = worker.run();
-    drop(worker);
-    if let Some(fd) = wakeup {
-        restore_signal_handlers(py, fd);
+    Ok((choice, name))
+}
+
+/// What each worker process runs.
+struct Body {
+    cli: Cli,
+    /// An application object given by the caller (`evserver.run`); otherwise each worker
+    /// loads the application itself, so a reload picks up new code.
+    app: Option<Py<PyAny>>,
+    backend: Choice,
+    access_format: Format,
+    multiprocess: bool,
+    board: Rc<Scoreboard>,
+}
+
+impl WorkerBody for Body {
+    fn run(&self, py: Python<'_>, at: Assignment, sockets: &Sockets) -> i32 {
+        match self.run_worker(py, at, sockets) {
+            Ok(()) => 0,
+            Err((code, msg)) => {
+                if !msg.is_empty() {
+                    eprintln!("evserver: error: {msg}");
+                }
+                code
+            }
+        }
     }
-    result.map_err(|e| fail(format!("the event loop failed: {e}")))
+}
+
+impl Body {
+    fn run_worker(
+        &self,
+        py: Python<'_>,
+        at: Assignment,
+        sockets: &Sockets,
+    ) -> Result<(), (i32, String)> {
+        let Assignment { slot, cell, ready } = at;
+        let boot = |msg: String| (EXIT_BOOT_FAILURE, msg);
+        // The master's signal pipe belongs to the master: a worker has its own.
+        let signals = SignalPipe::install(&[
+            (libc::SIGTERM, Disposition::Catch),
+            (libc::SIGINT, Disposition::Catch),
+            (libc::SIGQUIT, Disposition::Catch),
+            (libc::SIGHUP, Disposition::Ignore),
+            (libc::SIGTTIN, Disposition::Ignore),
+            (libc::SIGTTOU, Disposition::Ignore),
+            (libc::SIGCHLD, Disposition::Default),
+        ])
+        .map_err(|e| boot(format!("cannot install signal handlers: {e}")))?;
+        // A worker whose master is gone stops gracefully.
+        let _ = process::set_parent_death_signal(libc::SIGTERM);
+        for fd in sockets.foreign_fds(slot) {
+            evserver_platform::sys::close(fd);
+        }
+        let app = match &self.app {
+            Some(app) => app.bind(py).clone(),
+            None => load_app(py, &self.cli).map_err(|Fatal(msg)| boot(msg))?,
+        };
+        let driver = Driver::select(self.backend, &Config::default())
+            .map_err(|e| boot(format!("cannot create the event loop: {e}")))?
+            .driver;
+        let log = Log::new(py, self.cli.access_log.is_some())
+            .map_err(|e| boot(format!("cannot set up logging: {e}")))?;
+        let cli = &self.cli;
+        let max_requests =
+            (cli.max_requests > 0).then(|| cli.max_requests + jitter(cli.max_requests_jitter));
+        let settings = Settings {
+            limits: Limits {
+                max_body: cli.max_body,
+                max_request_line: cli.limit_request_line as usize,
+                max_headers: cli.limit_request_fields as usize,
+                max_header_field: cli.limit_request_field_size as usize,
+                ..Limits::default()
+            },
+            spill_body: cli.spill_body,
+            keep_alive: Duration::from_secs(cli.keep_alive),
+            header_timeout: Duration::from_secs(cli.header_timeout),
+            max_requests,
+            max_connections: cli.max_connections,
+            graceful_timeout: Duration::from_secs(cli.graceful_timeout),
+            access_format: self.access_format.clone(),
+        };
+        let mut worker = Worker::new(
+            py,
+            driver,
+            app,
+            sockets.endpoints(slot),
+            settings,
+            log,
+            self.multiprocess,
+        )
+        .map_err(|e| boot(format!("cannot start the worker: {e}")))?;
+        worker.set_signal_fd(signals.fd());
+        worker.set_master_pid(process::parent_pid());
+        if let Some(cell) = CellRef::new(self.board.clone(), cell) {
+            worker.set_scoreboard(cell);
+        }
+        process::write_byte(ready, 1);
+        evserver_platform::sys::close(ready);
+        let result = worker.run();
+        drop(worker);
+        signals.forget();
+        result.map_err(|e| (EXIT_FAILURE, format!("the event loop failed: {e}")))
+    }
+}
+
+/// A random number in `0..=max` (for `--max-requests-jitter`), from the clock and pid: it
+/// only has to differ between workers.
+fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 17);
+    // One round of splitmix64 spreads the bits.
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) % (max + 1)
+}
+
+/// `--pid-file`: written at startup, removed at exit if it still names this process.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &std::path::Path) -> Result<PidFile, Fatal> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| fail(format!("cannot write --pid-file {}: {e}", path.display())))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|text| text.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
 }
 
 fn configure_logging(py: Python<'_>, cli: &Cli) -> Result<(), Fatal> {
@@ -127,6 +298,14 @@ fn configure_logging(py: Python<'_>, cli: &Cli) -> Result<(), Fatal> {
         })
         .map(|_| ())
         .map_err(|e| fail(format!("cannot configure logging: {e}")))
+}
+
+/// The directories `--reload` watches.
+fn watch_roots(py: Python<'_>, cli: &Cli) -> Result<Vec<PathBuf>, Fatal> {
+    py.import("evserver._loader")
+        .and_then(|m| m.call_method1("watch_roots", (cli.app.as_deref(),)))
+        .and_then(|roots| roots.extract::<Vec<PathBuf>>())
+        .map_err(|e| fail(format!("cannot find the directories to watch: {e}")))
 }
 
 /// Imports the application through `evserver._loader`.
@@ -169,33 +348,4 @@ fn is_main_thread(py: Python<'_>) -> bool {
         Ok(current.is(&main))
     };
     check().unwrap_or(true)
-}
-
-/// SIGTERM stops the server like SIGINT; both are noticed through Python's wakeup fd.
-/// Returns the read end of the wakeup pipe.
-fn install_signal_handlers(py: Python<'_>) -> PyResult<RawFd> {
-    let signal = py.import("signal")?;
-    let handler = signal.getattr("default_int_handler")?;
-    signal.call_method1("signal", (signal.getattr("SIGTERM")?, &handler))?;
-    signal.call_method1("signal", (signal.getattr("SIGINT")?, &handler))?;
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 writes two fds into the array we own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    let kwargs = pyo3::types::PyDict::new(py);
-    kwargs.set_item("warn_on_full_buffer", false)?;
-    signal.call_method("set_wakeup_fd", (fds[1],), Some(&kwargs))?;
-    Ok(fds[0])
-}
-
-fn restore_signal_handlers(py: Python<'_>, wakeup: RawFd) {
-    if let Ok(signal) = py.import("signal") {
-        if let Ok(old) = signal.call_method1("set_wakeup_fd", (-1,)) {
-            if let Ok(fd) = old.extract::<RawFd>() {
-                evserver_platform::sys::close(fd);
-            }
-        }
-    }
-    evserver_platform::sys::close(wakeup);
 }

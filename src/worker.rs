@@ -1,13 +1,15 @@
 //! The worker's event loop: one thread that holds the GIL except while it waits in the kernel,
 //! turning completions into progress of each connection's request cycle.
 
+use crate::accesslog::{Entry, Format};
 use crate::body::{BodyError, BodyReader};
 use crate::conn::{Conn, State};
 use crate::fdwait::{self, InFlight, Outcome};
-use crate::listen::Listener;
+use crate::listen::Endpoint;
 use crate::outq::SendOp;
 use crate::pylog::Log;
-use crate::response::{Ctx, RequestInfo, Response, Step};
+use crate::response::{AccessRecord, Ctx, RequestInfo, Response, Step};
+use crate::scoreboard::{CellRef, BACKEND_IO_URING, BACKEND_POLL};
 use crate::wsgi::environ::{EnvironBuilder, RequestParts};
 use crate::wsgi::fdevent::{FdeventSelect, FdeventWait, TimeoutFlag, WaitSlot};
 use crate::wsgi::file_wrapper::FileWrapper;
@@ -15,7 +17,7 @@ use crate::wsgi::input::{Body, Input};
 use crate::wsgi::start_response::StartResponse;
 use evserver_http::response::write_error_response;
 use evserver_http::{parse_head, BodyFraming, DateCache, HttpError, Limits, Parsed, Version};
-use evserver_platform::{sys, Completion, Driver, Interest, Token};
+use evserver_platform::{process, sys, Completion, Driver, Interest, Token};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::os::fd::RawFd;
@@ -32,6 +34,10 @@ const OP_WAKEUP: u8 = 6;
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a closing connection waits for the client's end of file.
 const LINGER: Duration = Duration::from_secs(2);
+/// While the worker stops, how long an idle keep-alive connection may still bring one more
+/// request (answered with `Connection: close`) before it is closed. Closing it at once could
+/// cross a request already on its way.
+const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
 /// Timeouts and limits of a worker.
 pub struct Settings {
@@ -39,6 +45,14 @@ pub struct Settings {
     pub spill_body: usize,
     pub keep_alive: Duration,
     pub header_timeout: Duration,
+    /// Stop (gracefully) after this many requests, so the master starts a fresh worker.
+    pub max_requests: Option<u64>,
+    /// Open connections beyond which the worker stops accepting (0: no limit).
+    pub max_connections: usize,
+    /// How long a graceful stop may take before the remaining connections are closed.
+    pub graceful_timeout: Duration,
+    /// The access log's line (used when the access log is on).
+    pub access_format: Format,
 }
 
 struct Slot {
@@ -47,7 +61,7 @@ struct Slot {
 }
 
 struct ListenerState {
-    listener: Listener,
+    listener: Endpoint,
     template: Py<PyDict>,
     armed: bool,
 }
@@ -72,7 +86,18 @@ pub struct Worker<'py> {
     stop: bool,
     /// A signal handler's exception, to end the loop with.
     signal_error: Option<PyErr>,
-    wakeup_fd: Option<RawFd>,
+    /// The read end of the signal pipe (signal numbers as bytes).
+    signal_fd: Option<RawFd>,
+    /// Stopping gracefully since this instant; the loop ends when no connection is left or
+    /// the graceful timeout passes.
+    draining: Option<Instant>,
+    /// Accepting is paused because `max_connections` are open.
+    accept_paused: bool,
+    open_connections: usize,
+    requests_served: u64,
+    scoreboard: Option<CellRef>,
+    /// The master's pid: a worker whose parent changed lost its master and stops.
+    master_pid: Option<i32>,
 }
 
 impl<'py> Worker<'py> {
@@ -80,9 +105,10 @@ impl<'py> Worker<'py> {
         py: Python<'py>,
         driver: Driver,
         app: Bound<'py, PyAny>,
-        listeners: Vec<Listener>,
+        listeners: Vec<Endpoint>,
         settings: Settings,
         log: Log,
+        multiprocess: bool,
     ) -> PyResult<Worker<'py>> {
         let wait_slot = Rc::new(WaitSlot::default());
         let readable = Py::new(py, FdeventWait::new(Interest::Readable, wait_slot.clone()))?;
@@ -97,7 +123,7 @@ impl<'py> Worker<'py> {
             t.set_item("wsgi.url_scheme", "http")?;
             t.set_item("wsgi.errors", &stderr)?;
             t.set_item("wsgi.multithread", false)?;
-            t.set_item("wsgi.multiprocess", false)?;
+            t.set_item("wsgi.multiprocess", multiprocess)?;
             t.set_item("wsgi.run_once", false)?;
             t.set_item("wsgi.input_terminated", true)?;
             t.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
@@ -136,14 +162,39 @@ impl<'py> Worker<'py> {
             next_sweep: now + SWEEP_INTERVAL,
             stop: false,
             signal_error: None,
-            wakeup_fd: None,
+            signal_fd: None,
+            draining: None,
+            accept_paused: false,
+            open_connections: 0,
+            requests_served: 0,
+            scoreboard: None,
+            master_pid: None,
         })
     }
 
-    /// Watches `fd` (the read end of Python's signal wakeup pipe) so signals are handled
-    /// promptly even when no syscall is interrupted.
-    pub fn set_wakeup_fd(&mut self, fd: RawFd) {
-        self.wakeup_fd = Some(fd);
+    /// Watches `fd`, the read end of a pipe that receives signal numbers as bytes: SIGTERM
+    /// and SIGINT stop gracefully, SIGQUIT at once.
+    pub fn set_signal_fd(&mut self, fd: RawFd) {
+        self.signal_fd = Some(fd);
+    }
+
+    /// Makes the worker stop gracefully when its parent is no longer `pid` (where the
+    /// kernel's parent-death signal does not exist).
+    pub fn set_master_pid(&mut self, pid: i32) {
+        self.master_pid = Some(pid);
+    }
+
+    /// Reports the heartbeat and figures into `cell` for the master.
+    pub fn set_scoreboard(&mut self, cell: CellRef) {
+        let backend = if self.driver.name() == "io_uring" {
+            BACKEND_IO_URING
+        } else {
+            BACKEND_POLL
+        };
+        cell.get()
+            .backend
+            .store(backend, std::sync::atomic::Ordering::Relaxed);
+        self.scoreboard = Some(cell);
     }
 
     /// Runs until a signal handler raises (SIGINT, SIGTERM) or the application asks to stop.
@@ -151,7 +202,7 @@ impl<'py> Worker<'py> {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
-        if let Some(fd) = self.wakeup_fd {
+        if let Some(fd) = self.signal_fd {
             self.driver
                 .poll_fd(fd, Interest::Readable, None, Token::new(0, 0, OP_WAKEUP));
         }
@@ -176,6 +227,12 @@ impl<'py> Worker<'py> {
             }
             self.now = Instant::now();
             self.date.refresh();
+            if let Some(cell) = &self.scoreboard {
+                cell.get().heartbeat_ms.store(
+                    process::monotonic_millis(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
             let mut completions = std::mem::take(&mut self.completions);
             self.driver.drain(&mut completions);
             for c in completions.drain(..) {
@@ -188,6 +245,21 @@ impl<'py> Worker<'py> {
             if self.now >= self.next_sweep {
                 self.sweep();
                 self.next_sweep = self.now + SWEEP_INTERVAL;
+            }
+            if let Some(since) = self.draining {
+                if self.open_connections == 0 {
+                    self.stop = true;
+                } else if self.now >= since + self.settings.graceful_timeout {
+                    self.log.warning(
+                        self.py,
+                        &format!(
+                            "graceful stop timed out after {} s; closing {} connection(s)",
+                            self.settings.graceful_timeout.as_secs(),
+                            self.open_connections
+                        ),
+                    );
+                    self.stop = true;
+                }
             }
         }
         self.shutdown();
@@ -276,6 +348,17 @@ impl<'py> Worker<'py> {
             entry.generation = Token::next_generation(entry.generation);
             self.free.push(slot);
             drop(conn);
+            self.open_connections -= 1;
+            if self.accept_paused && self.open_connections < self.settings.max_connections {
+                self.accept_paused = false;
+                self.log.info(
+                    self.py,
+                    "below --max-connections again; accepting new connections",
+                );
+                for i in 0..self.listeners.len() {
+                    self.arm_accept(i);
+                }
+            }
         } else {
             entry.conn = Some(conn);
         }
@@ -288,11 +371,14 @@ impl<'py> Worker<'py> {
     // ---- accepting ---------------------------------------------------------------------
 
     fn arm_accept(&mut self, index: usize) {
+        if self.draining.is_some() || self.accept_paused {
+            return;
+        }
         let l = &mut self.listeners[index];
         if !l.armed {
             l.armed = true;
             self.driver
-                .accept_multi(l.listener.fd(), Token::new(index as u32, 0, OP_ACCEPT));
+                .accept_multi(l.listener.fd, Token::new(index as u32, 0, OP_ACCEPT));
         }
     }
 
@@ -329,20 +415,55 @@ impl<'py> Worker<'py> {
         let generation = self.slots[slot as usize].generation;
         let mut conn = Box::new(Conn::new(fd, generation, index));
         conn.deadline = Some(self.now + self.settings.keep_alive);
+        self.open_connections += 1;
+        if self.draining.is_some() {
+            // Accepted just before the accept was cancelled: take one request, then close.
+            conn.deadline = Some(self.now + DRAIN_IDLE);
+        }
         self.arm_recv(slot, &mut conn);
         self.slots[slot as usize].conn = Some(conn);
-        if !c.more {
+        let limit = self.settings.max_connections;
+        if limit > 0 && self.open_connections >= limit && !self.accept_paused {
+            self.pause_accepting();
+        } else if !c.more {
             self.arm_accept(index);
         }
     }
 
+    /// Stops accepting until a connection closes (`--max-connections` reached); new clients
+    /// wait in the kernel's backlog meanwhile.
+    fn pause_accepting(&mut self) {
+        self.accept_paused = true;
+        self.log.warning(
+            self.py,
+            &format!(
+                "{} connections open (--max-connections); not accepting until one closes",
+                self.open_connections
+            ),
+        );
+        self.cancel_accepts();
+    }
+
+    fn cancel_accepts(&mut self) {
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.armed {
+                self.driver.cancel(Token::new(i as u32, 0, OP_ACCEPT));
+            }
+        }
+    }
+
     fn on_wakeup(&mut self, c: Completion) {
-        let Some(fd) = self.wakeup_fd else { return };
+        let Some(fd) = self.signal_fd else { return };
         if c.result != -libc::ECANCELED {
-            let mut buf = [0u8; 64];
-            // SAFETY: reading into a local buffer from the non-blocking wakeup pipe.
-            while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-            self.check_signals();
+            let mut signals = Vec::new();
+            process::drain_pipe(fd, &mut signals);
+            for sig in signals {
+                match i32::from(sig) {
+                    libc::SIGTERM | libc::SIGINT => self.begin_drain("a stop signal"),
+                    libc::SIGQUIT => self.stop = true,
+                    _ => {}
+                }
+            }
         }
         if !self.stop {
             self.driver
@@ -603,25 +724,12 @@ impl<'py> Worker<'py> {
         let request = RequestInfo {
             version: head.version.unwrap_or(Version::Http11),
             is_head: head.method.of(buf) == b"HEAD",
-            keep_alive: head.keep_alive && !conn.eof,
+            keep_alive: head.keep_alive && !conn.eof && self.draining.is_none(),
         };
-        let request_line = self.log.access_enabled().then(|| {
-            let target_end = if head.query.is_empty() {
-                head.path.end
-            } else {
-                head.query.end
-            };
-            format!(
-                "{} {} {}",
-                String::from_utf8_lossy(head.method.of(buf)),
-                String::from_utf8_lossy(&buf[head.path.start as usize..target_end as usize]),
-                if request.version == Version::Http10 {
-                    "HTTP/1.0"
-                } else {
-                    "HTTP/1.1"
-                }
-            )
-        });
+        let captured = self
+            .log
+            .access_enabled()
+            .then(|| self.settings.access_format.capture(head, buf));
         let timeout_flag = match Py::new(py, TimeoutFlag::default()) {
             Ok(f) => f,
             Err(e) => {
@@ -673,7 +781,17 @@ impl<'py> Worker<'py> {
                 &mut conn.out,
             )
         });
-        response.request_line = request_line;
+        if let Some(captured) = captured {
+            response.access = Some(Box::new(AccessRecord {
+                captured,
+                started: self.now,
+                environ: self
+                    .settings
+                    .access_format
+                    .uses_environ()
+                    .then(|| environ.clone().unbind()),
+            }));
+        }
         conn.state = State::App(Box::new(response));
         match step {
             Some(step) => self.on_step(slot, conn, step),
@@ -737,6 +855,9 @@ impl<'py> Worker<'py> {
     fn on_step(&mut self, slot: u32, conn: &mut Conn, step: Step) {
         match step {
             Step::Flush | Step::AwaitSend => self.start_send(slot, conn),
+            Step::Park(_) if self.draining.is_some() => {
+                self.end_parked(slot, conn);
+            }
             Step::Park(wait) => {
                 self.start_send(slot, conn);
                 let generation = conn.generation;
@@ -819,8 +940,8 @@ impl<'py> Worker<'py> {
     fn finish_request(&mut self, conn: &mut Conn, keep_alive: bool) {
         let state = std::mem::replace(&mut conn.state, State::Head);
         if let State::App(response) = state {
-            if let Some(line) = &response.request_line {
-                self.access_log(conn, line, response.status, response.body_bytes());
+            if response.access.is_some() {
+                self.access_log(conn, &response);
             }
         }
         if !keep_alive || conn.eof {
@@ -828,25 +949,137 @@ impl<'py> Worker<'py> {
         } else {
             conn.deadline = Some(self.now + self.settings.keep_alive);
         }
+        self.requests_served += 1;
+        if let Some(cell) = &self.scoreboard {
+            cell.get()
+                .requests
+                .store(self.requests_served, std::sync::atomic::Ordering::Relaxed);
+        }
+        if self
+            .settings
+            .max_requests
+            .is_some_and(|max| self.requests_served >= max)
+            && self.draining.is_none()
+        {
+            self.log.info(
+                self.py,
+                &format!(
+                    "served {} requests (--max-requests); stopping for a fresh worker",
+                    self.requests_served
+                ),
+            );
+            self.begin_drain("--max-requests");
+        }
     }
 
-    fn access_log(&self, conn: &Conn, line: &str, status: u16, bytes: u64) {
+    /// Starts a graceful stop: no more accepting, `Connection: close` on every response,
+    /// parked responses ended (their `close()` called), idle keep-alive connections closed
+    /// after a moment. The loop ends when no connection is left.
+    fn begin_drain(&mut self, why: &str) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.log
+            .debug(self.py, &format!("stopping gracefully on {why}"));
+        self.draining = Some(self.now);
+        self.cancel_accepts();
+        // This worker's copies of the listeners: the master keeps its own (a successor
+        // accepts from them); if the master is gone, this frees the port at once.
+        for l in &mut self.listeners {
+            if l.listener.fd >= 0 {
+                self.driver.close(l.listener.fd);
+                l.listener.fd = -1;
+            }
+        }
+        let idle_deadline = self.now + DRAIN_IDLE;
+        for slot in 0..self.slots.len() {
+            let Some(mut conn) = self.slots[slot].conn.take() else {
+                continue;
+            };
+            let slot = slot as u32;
+            let idle = conn.input().is_empty();
+            match &mut conn.state {
+                State::Head if idle => {
+                    conn.deadline = Some(
+                        conn.deadline
+                            .map_or(idle_deadline, |d| d.min(idle_deadline)),
+                    );
+                }
+                State::App(response) if response.parked.is_some() => {
+                    let pending = response.parked.as_ref().map_or(0, InFlight::pending);
+                    for i in fdwait::indices(pending) {
+                        self.driver
+                            .cancel(Self::token(slot, &conn, fdwait::op_for(i)));
+                    }
+                    self.end_parked(slot, &mut conn);
+                }
+                State::App(response) => response.refuse_keep_alive(),
+                _ => {}
+            }
+            self.put_conn(slot, conn);
+        }
+    }
+
+    /// Ends a parked (or about to park) response because the worker stops.
+    fn end_parked(&mut self, slot: u32, conn: &mut Conn) {
+        let State::App(response) = &mut conn.state else {
+            return;
+        };
+        let out = &mut conn.out;
+        let step = self.with_ctx(|py, _, ctx| response.end_for_shutdown(py, ctx, out));
+        self.on_step(slot, conn, step);
+        self.start_send(slot, conn);
+        if matches!(conn.state, State::Done) && conn.out.is_empty() {
+            self.begin_linger(slot, conn);
+        }
+    }
+
+    fn access_log(&self, conn: &Conn, response: &Response) {
         let py = self.py;
-        let addr = conn
+        let Some(record) = &response.access else {
+            return;
+        };
+        let format = &self.settings.access_format;
+        let remote = conn
             .peer
             .as_ref()
             .map(|(a, _)| a.bind(py).to_string())
             .unwrap_or_default();
-        let addr = if addr.is_empty() {
-            "-".to_string()
-        } else {
-            addr
-        };
-        let time = evserver_http::date::clf_date(evserver_http::date::now());
-        self.log.access(
-            py,
-            &format!("{addr} - - [{time}] \"{line}\" {status} {bytes}"),
+        let time = format!(
+            "[{}]",
+            evserver_http::date::clf_date(evserver_http::date::now())
         );
+        let response_headers: Vec<Option<String>> = format
+            .response_headers()
+            .map(|name| response.response_header(py, name))
+            .collect();
+        let environ_values: Vec<Option<String>> = match &record.environ {
+            Some(environ) => {
+                let environ = environ.bind(py);
+                format
+                    .environ_keys()
+                    .map(|key| {
+                        environ
+                            .get_item(key)
+                            .ok()
+                            .flatten()
+                            .and_then(|v| v.str().ok().map(|s| s.to_string()))
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let line = format.render(&Entry {
+            captured: &record.captured,
+            remote: &remote,
+            time: &time,
+            status: response.status,
+            bytes: response.body_bytes(),
+            duration: Instant::now().saturating_duration_since(record.started),
+            response_headers: &response_headers,
+            environ_values: &environ_values,
+        });
+        self.log.access(py, &line);
     }
 
     // ---- sending -----------------------------------------------------------------------
@@ -990,10 +1223,18 @@ impl<'py> Worker<'py> {
         conn.start = 0;
     }
 
-    /// Closes connections whose deadline passed and re-arms listeners that stopped.
+    /// Closes connections whose deadline passed, re-arms listeners that stopped and reports
+    /// the worker's figures.
     fn sweep(&mut self) {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
+        }
+        self.report_figures();
+        if self
+            .master_pid
+            .is_some_and(|pid| process::parent_pid() != pid)
+        {
+            self.begin_drain("the loss of the master process");
         }
         let now = self.now;
         for slot in 0..self.slots.len() {
@@ -1030,6 +1271,24 @@ impl<'py> Worker<'py> {
             }
             self.put_conn(slot, conn);
         }
+    }
+
+    fn report_figures(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(cell) = &self.scoreboard else {
+            return;
+        };
+        let parked = self
+            .slots
+            .iter()
+            .filter(|s| matches!(&s.conn, Some(c) if matches!(&c.state, State::App(r) if r.parked.is_some())))
+            .count();
+        let cell = cell.get();
+        cell.connections
+            .store(self.open_connections as u64, Relaxed);
+        cell.parked.store(parked as u64, Relaxed);
+        cell.cpu_micros.store(process::cpu_time_micros(), Relaxed);
+        cell.rss_bytes.store(process::resident_bytes(), Relaxed);
     }
 
     /// Stops listening and ends every connection, calling `close()` on running responses.

@@ -193,6 +193,21 @@ class Server:
     def host(self) -> str:
         return self.address.host
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes (the children of the master whose pid the ready line names)."""
+        children: list[int] = []
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            text = (task / "children").read_text()
+            children += [int(p) for p in text.split()]
+        return sorted(children)
+
+    @property
+    def worker_pid(self) -> int:
+        """The pid of the only worker (``-w 1``, the default): where requests are served."""
+        pids = self.worker_pids()
+        assert len(pids) == 1, f"expected one worker, found {pids}"
+        return pids[0]
+
     def url(self, path: str = "/") -> str:
         return f"http://{self.address.netloc}{path}"
 

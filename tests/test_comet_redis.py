@@ -101,8 +101,9 @@ def test_one_subscriber_connection_per_process_not_per_client(machines, redis_ur
         clients = redis.Redis.from_url(redis_url).client_list()
         names = [c["name"] for c in clients]
         for server in (a, b):
-            mine = [n for n in names if n.endswith(f"-{server.pid}")]
-            assert sorted(mine) == [f"evserver-pub-{server.pid}", f"evserver-sub-{server.pid}"]
+            pid = server.worker_pid
+            mine = [n for n in names if n.endswith(f"-{pid}")]
+            assert sorted(mine) == [f"evserver-pub-{pid}", f"evserver-sub-{pid}"]
 
 
 def test_the_publish_answer_carries_the_global_id(machines):
@@ -138,3 +139,31 @@ def test_a_redis_restart_loses_nothing_new(serve, prefix):
         assert int(got["id"]) > ids[-1]
         assert got["data"] == "after"
         assert later == int(got["id"])
+
+
+def test_several_workers_of_one_server_share_the_channel(serve, redis_url, prefix):
+    """``-w 3``: clients spread over the workers (SO_REUSEPORT); a publish handled by one
+    worker reaches the clients of all, and each worker holds its own two connections."""
+    import redis
+
+    server = serve(
+        "cometapp:application",
+        "-w",
+        "3",
+        env={"COMET_TEST_REDIS": redis_url, "COMET_TEST_PREFIX": prefix},
+    )
+    ch = new_channel()
+    with streams_on([server] * 30, ch) as streams:
+        [mid] = publish(server, ch, "to-every-worker")
+        for stream in streams:
+            assert stream.next_event() == {"id": str(mid), "data": "to-every-worker"}
+        names = [c["name"] for c in redis.Redis.from_url(redis_url).client_list()]
+        workers = server.worker_pids()
+        assert len(workers) == 3
+        serving = [pid for pid in workers if f"evserver-sub-{pid}" in names]
+        assert len(serving) >= 2, f"the clients all landed on one worker: {names}"
+        for pid in serving:
+            assert sorted(n for n in names if n.endswith(f"-{pid}")) == [
+                f"evserver-pub-{pid}",
+                f"evserver-sub-{pid}",
+            ]

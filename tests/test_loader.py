@@ -334,6 +334,9 @@ def fake_django(workdir, monkeypatch):
         (workdir / path).parent.mkdir(parents=True, exist_ok=True)
         (workdir / path).write_text(source)
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "fake_settings_xyz")
+    # The stand-in must win over a real Django that another suite imported in this process.
+    for name in [n for n in sys.modules if n == "django" or n.startswith("django.")]:
+        monkeypatch.delitem(sys.modules, name)
     return workdir
 
 

@@ -86,6 +86,17 @@ impl ChunkedDecoder {
     /// `consumed` stops right after the final CRLF, so a pipelined request can follow.
     /// After an error every later call returns the same error.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Decoded, HttpError> {
+        self.run(input, |data| out.extend_from_slice(data))
+    }
+
+    /// Consumes from `input` like [`decode`](Self::decode) but drops the body bytes (a client
+    /// that only counts them).
+    pub fn skip(&mut self, input: &[u8]) -> Result<Decoded, HttpError> {
+        self.run(input, |_| {})
+    }
+
+    /// The decoding loop: framing bytes step the state machine, chunk data goes to `sink`.
+    fn run(&mut self, input: &[u8], mut sink: impl FnMut(&[u8])) -> Result<Decoded, HttpError> {
         let mut pos = 0;
         while pos < input.len() {
             match self.state {
@@ -94,7 +105,7 @@ impl ChunkedDecoder {
                 State::Data => {
                     let available = (input.len() - pos) as u64;
                     let take = self.remaining.min(available) as usize;
-                    out.extend_from_slice(&input[pos..pos + take]);
+                    sink(&input[pos..pos + take]);
                     pos += take;
                     self.remaining -= take as u64;
                     self.decoded += take as u64;

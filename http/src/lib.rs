@@ -6,6 +6,7 @@
 pub mod chunked;
 pub mod date;
 pub mod error;
+pub mod framing;
 pub mod percent;
 pub mod request;
 pub mod response;
@@ -18,4 +19,5 @@ mod token;
 pub use chunked::{ChunkedDecoder, Decoded};
 pub use date::DateCache;
 pub use error::HttpError;
+pub use framing::{Event, Framer};
 pub use request::{parse_head, BodyFraming, Head, Limits, Parsed, Span, Version};

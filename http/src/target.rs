@@ -81,34 +81,59 @@ fn absolute_form(buf: &[u8], start: usize, end: usize) -> Result<Target, HttpErr
     Ok(parts)
 }
 
-/// `host[:port]` with the characters RFC 3986 allows in a host (reg-name, IPv4, IP-literal),
-/// non-empty, and no userinfo. Shared with the Host header check.
+/// `host[:port]` as RFC 3986 has it: a reg-name or IPv4 address, or an IP literal in
+/// brackets, then an optional port of digits only; non-empty, and no userinfo. Shared with
+/// the Host header check.
 pub(crate) fn valid_authority(authority: &[u8]) -> bool {
-    !authority.is_empty()
-        && authority.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b'%'
-                        | b':'
-                        | b'['
-                        | b']'
-                )
-        })
+    let (host, port) = match authority.first() {
+        Some(b'[') => match memchr::memchr(b']', authority) {
+            Some(close) => {
+                let literal = &authority[1..close];
+                let ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+                if !ok {
+                    return false;
+                }
+                match &authority[close + 1..] {
+                    [] => return true,
+                    [b':', port @ ..] => (&authority[..0], port),
+                    _ => return false,
+                }
+            }
+            None => return false,
+        },
+        Some(_) => match memchr::memchr(b':', authority) {
+            Some(colon) => (&authority[..colon], &authority[colon + 1..]),
+            None => (authority, &authority[..0]),
+        },
+        None => return false,
+    };
+    port.iter().all(u8::is_ascii_digit) && host.iter().all(|&b| is_reg_name_byte(b))
+}
+
+/// A byte of a reg-name or IPv4 address: unreserved, sub-delims or a percent escape.
+fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b'%'
+        )
 }
 
 fn span(start: usize, end: usize) -> Span {

@@ -164,3 +164,19 @@ fn trailers_of_exactly_max_metadata_are_accepted() {
         Err(HttpError::ChunkMetadataTooLarge)
     );
 }
+
+#[test]
+fn skip_consumes_like_decode_and_counts_the_body() {
+    let input = b"3\r\nabc\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\nHTTP/1.1 200 OK\r\n";
+    let body_end = input.len() - b"HTTP/1.1 200 OK\r\n".len();
+    for split in 0..body_end {
+        let mut d = decoder();
+        let first = d.skip(&input[..split]).unwrap();
+        assert_eq!(first.consumed, split);
+        assert!(!first.done);
+        let rest = d.skip(&input[split..]).unwrap();
+        assert!(rest.done, "split at {split}");
+        assert_eq!(&input[split + rest.consumed..], b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(d.decoded_len(), 8);
+    }
+}

@@ -6,7 +6,8 @@
 //! Every operation is issued with a [`Token`] chosen by the caller and reports through
 //! [`Completion`]s carrying that token:
 //!
-//! - A one-shot operation (`send`, `sendmsg`, `poll_fd`) posts exactly one completion.
+//! - A one-shot operation (`connect`, `send`, `sendmsg`, `poll_fd`) posts exactly one
+//!   completion.
 //! - A multishot operation (`accept_multi`, `recv_multi`) posts completions with
 //!   `more == true` while it stays armed, and exactly one final completion with
 //!   `more == false`. A multishot recv that sees end of file posts `result == 0`,
@@ -27,6 +28,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+pub mod process;
+pub mod signals;
 pub mod sys;
 pub mod token;
 
@@ -219,6 +222,23 @@ impl Driver {
         dispatch!(self, b => b.recv_multi(fd, token))
     }
 
+    /// Connects socket `fd` (non-blocking, not yet connected) to the address at `addr`
+    /// (`addr_len` bytes). The completion's result is 0 once connected, else a negated errno
+    /// (`-ECONNREFUSED`, `-ETIMEDOUT`, ...).
+    ///
+    /// # Safety
+    /// `addr..addr+addr_len` must stay valid and unmoved until the completion.
+    pub unsafe fn connect(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        addr: *const libc::sockaddr,
+        addr_len: libc::socklen_t,
+    ) {
+        // SAFETY: forwarded contract.
+        dispatch!(self, b => unsafe { b.connect(fd, token, addr, addr_len) })
+    }
+
     /// Sends `len` bytes at `buf` (with MSG_NOSIGNAL). The completion's result is the number
     /// of bytes sent, which may be short.
     ///
@@ -275,6 +295,21 @@ impl Driver {
     /// `timeout` passes (`None`: no limit). A signal gives `ErrorKind::Interrupted`.
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         dispatch!(self, b => b.wait(timeout))
+    }
+
+    /// Like [`wait`](Self::wait), but on io_uring sleeps until at least `min` completions are
+    /// ready (or `timeout` passes), so that a busy loop wakes once per batch instead of once
+    /// per completion (with DEFER_TASKRUN the kernel does not even wake the thread before).
+    /// The poll backend returns whatever one readiness wait brings, as `wait` does.
+    pub fn wait_batch(&mut self, min: u32, timeout: Option<Duration>) -> io::Result<()> {
+        match &mut self.inner {
+            #[cfg(target_os = "linux")]
+            Inner::Uring(b) => b.wait_for(min.max(1), timeout),
+            Inner::Poll(b) => {
+                let _ = min; // readiness comes in batches of its own
+                b.wait(timeout)
+            }
+        }
     }
 
     /// Moves the ready completions to `out` (appending).

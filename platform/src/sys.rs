@@ -105,9 +105,49 @@ pub fn errno_from_name(name: &str) -> Option<i32> {
         .map(|&(errno, _)| errno)
 }
 
+/// Raises the soft limit on open files to the hard limit, as servers do at startup so that a
+/// default soft limit (often 1024) does not cap the connections; returns the new soft limit.
+/// On macOS the soft limit cannot exceed `OPEN_MAX` whatever the hard limit says.
+pub fn raise_open_files_limit() -> io::Result<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct through a valid pointer to a local.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
+    let target = limit.rlim_max;
+    #[cfg(target_os = "macos")]
+    let target = target.min(10240); // OPEN_MAX
+    if target > limit.rlim_cur {
+        let raised = libc::rlimit {
+            rlim_cur: target,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit struct through a valid pointer to a local.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) })?;
+        limit.rlim_cur = target;
+    }
+    Ok(limit.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raising_the_open_files_limit_reaches_the_hard_limit() {
+        let soft = raise_open_files_limit().unwrap();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: as above, a valid pointer to a local.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        assert_eq!(limit.rlim_cur, soft);
+        if cfg!(target_os = "linux") {
+            assert_eq!(limit.rlim_cur, limit.rlim_max);
+        }
+    }
 
     #[test]
     fn errno_names_round_trip() {

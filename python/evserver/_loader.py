@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import ModuleType, TracebackType
 from typing import Any
 
-__all__ = ["LoadError", "load"]
+__all__ = ["LoadError", "load", "watch_roots"]
 
 FRAMEWORKS = ("demo", "django")
 
@@ -51,6 +51,32 @@ def load(app: str | None, exec_code: str | None, framework: str | None) -> Calla
     if exec_code is not None:
         return _load_exec(exec_code)
     return _load_framework(framework if framework is not None else "demo")
+
+
+def watch_roots(app: str | None) -> list[str]:
+    """The directories ``--reload`` watches: the current directory and the directory of the
+    application's top-level package or module, found without importing it."""
+    import importlib.util
+
+    roots = [os.getcwd()]
+    if app:
+        _put_cwd_first_on_path()
+        top = app.split(":", 1)[0].split(".", 1)[0]
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin and os.path.isfile(spec.origin):
+            where = os.path.dirname(spec.origin)
+            if spec.submodule_search_locations:  # a package: watch the folder it lives in
+                where = os.path.dirname(where)
+            if not any(part in where for part in ("site-packages", "dist-packages")):
+                roots.append(where)
+    unique: list[str] = []
+    for root in map(os.path.realpath, roots):
+        if root not in unique:
+            unique.append(root)
+    return unique
 
 
 def _put_cwd_first_on_path() -> None:

@@ -1,6 +1,8 @@
 """Serves a WSGI callable through ``evserver.run`` (the embedding API), from the main thread or,
-with ``--in-thread`` first, from a second thread as Django's autoreloader does."""
+with ``--in-thread`` first, from a second thread as Django's autoreloader does: then the main
+thread keeps its own SIGTERM handler."""
 
+import signal
 import sys
 import threading
 
@@ -8,20 +10,23 @@ import evserver
 
 
 def application(environ, start_response):
-    body = f"run api, main thread: {threading.current_thread() is threading.main_thread()}"
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [body.encode()]
+    return [b"run api"]
+
+
+def main_thread_stops(signum, frame):
+    print("the main thread handled SIGTERM", file=sys.stderr, flush=True)
+    sys.exit(0)
 
 
 if __name__ == "__main__":
     options = sys.argv[1:]
     if options and options[0] == "--in-thread":
-        result: list[int] = []
-        worker = threading.Thread(
-            target=lambda: result.append(evserver.run(application, *options[1:]))
-        )
-        worker.daemon = True
-        worker.start()
-        worker.join()
-        sys.exit(result[0] if result else 1)
+        signal.signal(signal.SIGTERM, main_thread_stops)
+        server = threading.Thread(target=evserver.run, args=(application, *options[1:]))
+        server.daemon = True
+        server.start()
+        while server.is_alive():
+            server.join(0.1)
+        sys.exit(1)
     sys.exit(evserver.run(application, *options))

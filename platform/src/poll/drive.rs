@@ -48,6 +48,9 @@ impl Poll {
                 Kind::Send { .. } | Kind::SendMsg { .. } if ready.wakes_writers() => {
                     sends.push((op.seq, idx))
                 }
+                Kind::Connect { .. } if ready.wakes_writers() => {
+                    self.try_connect(idx);
+                }
                 _ => {}
             }
         }
@@ -185,6 +188,42 @@ impl Poll {
         match sent {
             Ok(n) => self.finish(idx, i32::try_from(n).unwrap_or(i32::MAX)),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) => self.finish(idx, io::neg_errno(&e)),
+        }
+        true
+    }
+}
+
+impl Poll {
+    /// Starts or finishes a connect; returns false while it is in progress (the operation
+    /// keeps waiting for writability), true once it ended with its completion.
+    pub(super) fn try_connect(&mut self, idx: u32) -> bool {
+        let fd = self.ops[idx].fd;
+        let Kind::Connect {
+            addr,
+            addr_len,
+            started,
+        } = self.ops[idx].kind
+        else {
+            return true;
+        };
+        let result = if started {
+            io::socket_error(fd)
+        } else {
+            // SAFETY: the caller of `connect` keeps the address valid until the completion,
+            // which has not been posted yet.
+            unsafe { io::connect(fd, addr, addr_len) }
+        };
+        match result {
+            Ok(()) => self.finish(idx, 0),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY)) => {
+                self.ops[idx].kind = Kind::Connect {
+                    addr,
+                    addr_len,
+                    started: true,
+                };
+                return false;
+            }
             Err(e) => self.finish(idx, io::neg_errno(&e)),
         }
         true

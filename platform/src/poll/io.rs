@@ -109,6 +109,46 @@ pub(super) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     })
 }
 
+/// Starts connecting the non-blocking socket `fd` to `addr`; `EINPROGRESS` means it goes
+/// on in the background.
+///
+/// # Safety
+/// `addr..addr+addr_len` must be valid for reads.
+pub(super) unsafe fn connect(
+    fd: RawFd,
+    addr: *const libc::sockaddr,
+    addr_len: libc::socklen_t,
+) -> io::Result<()> {
+    retry_eintr(|| {
+        // SAFETY: the caller guarantees the address is readable for `addr_len` bytes.
+        unsafe { libc::connect(fd, addr, addr_len) as isize }
+    })
+    .map(drop)
+}
+
+/// The pending error of socket `fd` (`SO_ERROR`), which ends a background connect.
+pub(super) fn socket_error(fd: RawFd) -> io::Result<()> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid, exclusively borrowed and sized as passed.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match err {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
 /// Sends `len` bytes at `buf` without blocking.
 ///
 /// # Safety

@@ -20,6 +20,8 @@
 //! - **send / sendmsg**: sent at arming time; on EAGAIN they wait for writability and retry.
 //!   A short send is reported as is. Sends waiting on one fd go out in issue order, and a new
 //!   send on an fd with a send waiting queues behind it instead of jumping ahead.
+//! - **connect**: `connect(2)` at arming time; while it is in progress the socket waits for
+//!   writability, then `SO_ERROR` gives the result.
 //! - **poll_fd**: the fd is registered (or its registration widened) for the wait, and the
 //!   wait is detached before its completion is posted, so an fd with nothing else waiting is
 //!   deregistered by then and the application may close it at once. Several waits on one fd
@@ -117,6 +119,23 @@ impl Poll {
 
     pub fn recv_multi(&mut self, fd: RawFd, token: Token) {
         self.issue(fd, token, Kind::Recv);
+    }
+
+    /// # Safety
+    /// `addr..addr+addr_len` must stay valid and unmoved until the completion.
+    pub unsafe fn connect(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        addr: *const libc::sockaddr,
+        addr_len: libc::socklen_t,
+    ) {
+        let kind = Kind::Connect {
+            addr,
+            addr_len,
+            started: false,
+        };
+        self.issue(fd, token, kind);
     }
 
     /// # Safety
@@ -293,6 +312,11 @@ impl Poll {
                 }
             }
             Kind::Wait { interest, deadline } => self.arm_wait(idx, fd, interest, deadline),
+            Kind::Connect { .. } => {
+                if !self.try_connect(idx) {
+                    self.attach_and_register(idx, WRITE);
+                }
+            }
         }
         self.sync(fd);
     }

@@ -11,6 +11,12 @@ use std::time::Instant;
 pub(super) enum Kind {
     Accept,
     Recv,
+    /// `started`: the non-blocking `connect(2)` was made and is in progress.
+    Connect {
+        addr: *const libc::sockaddr,
+        addr_len: libc::socklen_t,
+        started: bool,
+    },
     Send {
         buf: *const u8,
         len: usize,

@@ -1,4 +1,4 @@
-//! The io_uring backend: multishot accept and recv on a provided-buffer ring, send/sendmsg,
+//! The io_uring backend: multishot accept and recv on a provided-buffer ring, connect, send/sendmsg,
 //! poll with a linked timeout, all queued and handed to the kernel in one `io_uring_enter`.
 //!
 //! # What the kernel sees
@@ -112,6 +112,23 @@ impl Uring {
     }
 
     /// # Safety
+    /// `addr..addr+addr_len` must stay valid and unmoved until the completion.
+    pub unsafe fn connect(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        addr: *const libc::sockaddr,
+        addr_len: libc::socklen_t,
+    ) {
+        self.unsubmitted_fds.push(fd);
+        let sqe = opcode::Connect::new(types::Fd(fd), addr, addr_len)
+            .build()
+            .user_data(token.to_u64());
+        // SAFETY: the caller keeps the address valid until the completion.
+        unsafe { self.push(sqe) }
+    }
+
+    /// # Safety
     /// `buf..buf+len` must stay valid and unmoved until the completion.
     pub unsafe fn send(&mut self, fd: RawFd, token: Token, buf: *const u8, len: usize) {
         self.unsubmitted_fds.push(fd);
@@ -213,6 +230,13 @@ impl Uring {
     }
 
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.wait_for(1, timeout)
+    }
+
+    /// Waits until at least `min` caller-visible completions are ready, or `timeout` passes.
+    pub fn wait_for(&mut self, min: u32, timeout: Option<Duration>) -> io::Result<()> {
+        // The kernel cannot post more than the completion queue holds.
+        let min = (min as usize).clamp(1, self.ring.completion().capacity());
         // If the queued entries cannot all go in now, still wait: the CQ has to drain first.
         transient_ok(self.push_queued())?;
         if !self.ready.is_empty() {
@@ -223,13 +247,14 @@ impl Uring {
         loop {
             // Waiting for one completion sets GETEVENTS, which DEFER_TASKRUN needs to run the
             // deferred work that posts completions.
+            let want = min.saturating_sub(self.ready.len()).max(1);
             let res = match deadline {
-                None => self.ring.submitter().submit_and_wait(1),
+                None => self.ring.submitter().submit_and_wait(want),
                 Some((start, timeout)) => {
                     let left = timeout.saturating_sub(start.elapsed());
                     let timespec = timed_poll::timespec(left);
                     let args = types::SubmitArgs::new().timespec(&timespec);
-                    self.ring.submitter().submit_with_args(1, &args)
+                    self.ring.submitter().submit_with_args(want, &args)
                 }
             };
             self.forget_submitted_fds();
@@ -248,7 +273,7 @@ impl Uring {
                 ..
             } = self;
             reap(ring, bufs, timed, ready);
-            if !ready.is_empty() {
+            if ready.len() >= min {
                 return Ok(());
             }
         }

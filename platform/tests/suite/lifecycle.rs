@@ -70,3 +70,32 @@ fn close_after_cancel_closes_the_fd_and_posts_nothing_more() {
     assert_eq!(lp.of(t).len(), 1, "{:?}", lp.seen);
     assert_eq!(lp.of(t)[0].result, -libc::ECANCELED);
 }
+
+#[test]
+fn wait_batch_returns_with_a_batch_or_at_its_timeout() {
+    let (a, _b) = UnixStream::pair().expect("socketpair");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+    let mut lp = Loop::new();
+    let data = b"x";
+    for op in 1..=3 {
+        // SAFETY: `data` is a static literal.
+        unsafe { lp.driver.send(fd, tok(9, op), data.as_ptr(), data.len()) };
+    }
+    // Three sends complete at once: a batch of three is there to take.
+    lp.driver
+        .wait_batch(3, Some(Duration::from_secs(5)))
+        .expect("wait_batch");
+    lp.driver.drain(&mut lp.seen);
+    lp.until("three sends", |seen| seen.len() >= 3);
+    assert!(lp.seen.iter().all(|c| c.result == 1), "{:?}", lp.seen);
+    // A batch larger than what can come: the timeout ends the wait, with what there is.
+    // SAFETY: as above.
+    unsafe { lp.driver.send(fd, tok(9, 4), data.as_ptr(), data.len()) };
+    let start = Instant::now();
+    lp.driver
+        .wait_batch(100, Some(Duration::from_millis(100)))
+        .expect("wait_batch");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    lp.driver.drain(&mut lp.seen);
+    lp.until("the fourth send", |seen| seen.len() >= 4);
+}

@@ -2,6 +2,7 @@
 //! pipes and files. Each file including this suite names the backend in `BACKEND`.
 
 mod accept;
+mod connect;
 mod lifecycle;
 mod poll_fd;
 mod recv;

@@ -1,0 +1,1 @@
+"""The example app: the clock, the chat and the live notes page."""
