@@ -91,3 +91,19 @@ def test_bad_arguments_raise_in_the_application(server):
         "not_iterable": "TypeError",
         "timeout_64": True,
     }
+
+
+def test_a_graceful_stop_ends_a_request_parked_on_several_fds(serve):
+    """SIGTERM while a request waits on several fds: every poll of the wait is cancelled, the
+    client is told to come back (503, the head had not gone out) and the worker exits clean."""
+    import signal
+
+    server = serve("cometapp:application")
+    a, b = names()
+    conn = start_select(server, a, b, 60)
+    with conn:
+        assert conn.read_some(0.3) == b""
+        server.proc.send_signal(signal.SIGTERM)
+        assert conn.response().status == 503
+    assert server.stop() == 0
+    assert "Traceback" not in server.stderr and "panicked" not in server.stderr
