@@ -109,6 +109,7 @@ impl<'py> Worker<'py> {
                 "SERVER_SOFTWARE",
                 concat!("evserver/", env!("CARGO_PKG_VERSION")),
             )?;
+            crate::wsgi::environ::add_request_placeholders(&t)?;
             states.push(ListenerState {
                 listener,
                 template: t.unbind(),

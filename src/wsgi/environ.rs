@@ -62,6 +62,30 @@ fn method_str<'py>(py: Python<'py>, method: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
+/// The keys every request sets, with placeholder values.
+const PER_REQUEST_KEYS: [&str; 9] = [
+    "wsgi.input",
+    "x-wsgiorg.fdevent.timeout",
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "RAW_URI",
+    "SERVER_PROTOCOL",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+];
+
+/// Adds the keys every request sets to a listener's template (interned, with placeholder
+/// values), so that filling a copy replaces values in place: the copy keeps the template's
+/// table size, which leaves room for the request's headers without a resize.
+pub fn add_request_placeholders(template: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = template.py();
+    for key in PER_REQUEST_KEYS {
+        template.set_item(PyString::intern(py, key), intern!(py, ""))?;
+    }
+    Ok(())
+}
+
 impl EnvironBuilder {
     /// The `HTTP_*` key for a header name.
     fn http_key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
