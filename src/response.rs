@@ -186,6 +186,20 @@ impl Response {
         Ok(())
     }
 
+    /// The per-request objects, once the response is over; the iterable and everything it
+    /// held are released first.
+    pub fn into_parts(self) -> (Py<StartResponse>, Py<TimeoutFlag>) {
+        let Response {
+            result,
+            source,
+            start_response,
+            timeout_flag,
+            ..
+        } = self;
+        drop((result, source));
+        (start_response, timeout_flag)
+    }
+
     /// The file to send, once the head is out.
     pub fn file(&mut self) -> Option<&mut FileSend> {
         match &mut self.source {

@@ -11,7 +11,7 @@ use crate::wsgi::environ::{EnvironBuilder, RequestParts};
 use crate::wsgi::fdevent::{FdeventWait, TimeoutFlag, WaitSlot};
 use crate::wsgi::file_wrapper::FileWrapper;
 use crate::wsgi::input::{Body, Input};
-use crate::wsgi::start_response::StartResponse;
+use crate::wsgi::recycle::Recycler;
 use evserver_http::response::write_error_response;
 use evserver_http::{parse_head, BodyFraming, DateCache, HttpError, Limits, Parsed, Version};
 use evserver_platform::{sys, Completion, Driver, Interest, Token};
@@ -63,6 +63,7 @@ pub struct Worker<'py> {
     free: Vec<u32>,
     completions: Vec<Completion>,
     environ: EnvironBuilder,
+    recycler: Recycler,
     wait_slot: Rc<WaitSlot>,
     empty_input: Py<Input>,
     log: Log,
@@ -127,6 +128,7 @@ impl<'py> Worker<'py> {
             free: Vec::new(),
             completions: Vec::with_capacity(1024),
             environ: EnvironBuilder::default(),
+            recycler: Recycler::default(),
             wait_slot,
             empty_input: Py::new(py, Input::empty())?,
             log,
@@ -619,7 +621,7 @@ impl<'py> Worker<'py> {
                 }
             )
         });
-        let timeout_flag = match Py::new(py, TimeoutFlag::default()) {
+        let timeout_flag = match self.recycler.timeout_flag(py) {
             Ok(f) => f,
             Err(e) => {
                 self.log.exception(py, "cannot create the fdevent flag", &e);
@@ -651,7 +653,7 @@ impl<'py> Worker<'py> {
                 return;
             }
         };
-        let start_response = match Py::new(py, StartResponse::default()) {
+        let start_response = match self.recycler.start_response(py) {
             Ok(s) => s,
             Err(e) => {
                 self.log.exception(py, "cannot create start_response", &e);
@@ -816,6 +818,8 @@ impl<'py> Worker<'py> {
             if let Some(line) = &response.request_line {
                 self.access_log(conn, line, response.status, response.body_bytes());
             }
+            let (start_response, timeout_flag) = response.into_parts();
+            self.recycler.recycle(self.py, start_response, timeout_flag);
         }
         if !keep_alive || conn.eof {
             conn.state = State::Done;
