@@ -17,6 +17,9 @@ use std::os::fd::RawFd;
 
 /// Pull the next chunk only while less than this is waiting to be sent.
 pub const HIGH_WATER_MARK: usize = 64 * 1024;
+/// The same for a list or tuple: its items are in memory already and large ones are sent in
+/// place, so queueing more costs little and lets one gathered send carry many items.
+const SEQUENCE_HIGH_WATER_MARK: usize = 4 * 1024 * 1024;
 /// Chunks up to this size are copied into the send buffer; larger ones are sent in place.
 const COPY_LIMIT: usize = 4096;
 
@@ -220,7 +223,11 @@ impl Response {
     /// Pulls and queues chunks until something must wait. Never blocks.
     pub fn drive(&mut self, py: Python<'_>, ctx: &mut Ctx<'_>, out: &mut OutQueue<Keep>) -> Step {
         loop {
-            if out.unsent() >= HIGH_WATER_MARK {
+            let mark = match self.source {
+                Source::Sequence { .. } => SEQUENCE_HIGH_WATER_MARK,
+                _ => HIGH_WATER_MARK,
+            };
+            if out.unsent() >= mark {
                 return Step::AwaitSend;
             }
             let chunk = match &mut self.source {

@@ -85,6 +85,20 @@ def test_large_streamed_body_arrives_intact(server):
     assert resp.body == b"".join(pattern(i) for i in range(8))
 
 
+@pytest.mark.parametrize("mb", [1, 6])
+def test_large_list_body_arrives_intact_and_in_order(server, mb):
+    # Small and large items of a list (6 MiB: more than the server queues at once).
+    def pattern(i):
+        return hashlib.sha256(str(i).encode()).digest() * (MIB // 32)
+
+    with server.connect() as conn:
+        for _ in range(2):  # and the connection stays usable after it
+            conn.send(request("GET", f"/big-list?mb={mb}"))
+            resp = conn.response()
+            assert resp.status == 200
+            assert resp.body == b"".join(b"<%d>" % i + pattern(i) for i in range(mb))
+
+
 # --- responses without a body ------------------------------------------------------------------
 
 
