@@ -7,7 +7,7 @@ use crate::pylog::Log;
 use crate::wsgi::fdevent::{PendingWait, TimeoutFlag, WaitSlot};
 use crate::wsgi::file_wrapper::FileWrapper;
 use crate::wsgi::head::write_app_head;
-use crate::wsgi::start_response::StartResponse;
+use crate::wsgi::start_response::Starter;
 use evserver_http::response::{response_has_body, write_error_response};
 use evserver_http::Version;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
@@ -93,7 +93,7 @@ pub struct Ctx<'a> {
 pub struct Response {
     result: Option<Py<PyAny>>,
     source: Source,
-    start_response: Py<StartResponse>,
+    start_response: Starter,
     pub timeout_flag: Py<TimeoutFlag>,
     request: RequestInfo,
     known_length: Option<u64>,
@@ -119,7 +119,7 @@ impl Response {
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
         environ: &Bound<'_, PyAny>,
-        start_response: Py<StartResponse>,
+        start_response: Starter,
         timeout_flag: Py<TimeoutFlag>,
         request: RequestInfo,
         ctx: &mut Ctx<'_>,
@@ -140,7 +140,7 @@ impl Response {
             request_line: None,
         };
         ctx.wait_slot.set_driving(true);
-        let called = app.call1((environ, response.start_response.bind(py)));
+        let called = app.call1((environ, response.start_response.callable.bind(py)));
         ctx.wait_slot.set_driving(false);
         match called {
             Ok(result) => {
@@ -191,7 +191,7 @@ impl Response {
 
     /// The per-request objects, once the response is over; the iterable and everything it
     /// held are released first.
-    pub fn into_parts(self) -> (Py<StartResponse>, Py<TimeoutFlag>) {
+    pub fn into_parts(self) -> (Starter, Py<TimeoutFlag>) {
         let Response {
             result,
             source,
@@ -311,7 +311,7 @@ impl Response {
         out: &mut OutQueue<Keep>,
     ) -> Result<(), Step> {
         let written = {
-            let mut sr = self.start_response.bind(py).borrow_mut();
+            let mut sr = self.start_response.obj.bind(py).borrow_mut();
             if sr.written.is_empty() {
                 return Ok(());
             }
@@ -387,7 +387,7 @@ impl Response {
             return Ok(());
         }
         let (status, headers) = {
-            let sr = self.start_response.bind(py).borrow();
+            let sr = self.start_response.obj.bind(py).borrow();
             match (&sr.status, &sr.headers) {
                 (Some(s), Some(h)) => (s.clone_ref(py), h.clone_ref(py)),
                 _ => {
@@ -465,7 +465,7 @@ impl Response {
         buf.extend_from_slice(b"\r\n");
         drop(w);
         self.framing = Some(framing);
-        self.start_response.bind(py).borrow_mut().headers_sent = true;
+        self.start_response.obj.bind(py).borrow_mut().headers_sent = true;
         Ok(())
     }
 

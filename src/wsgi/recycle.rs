@@ -2,31 +2,31 @@
 //! finished requests when nothing else holds them, so a request allocates neither.
 
 use super::fdevent::TimeoutFlag;
-use super::start_response::StartResponse;
+use super::start_response::{StartResponse, Starter};
 use pyo3::prelude::*;
 
 /// Most spare objects of each kind kept.
 const MAX_SPARES: usize = 64;
 
-/// Whether `obj` is referenced from here alone.
-fn only_ours<T>(_py: Python<'_>, obj: &Py<T>) -> bool {
+/// The reference count of `obj`.
+fn refcount<T>(_py: Python<'_>, obj: &Py<T>) -> isize {
     // SAFETY: `obj` is a live object we hold a reference to, and the GIL is held (`_py`).
-    unsafe { pyo3::ffi::Py_REFCNT(obj.as_ptr()) == 1 }
+    unsafe { pyo3::ffi::Py_REFCNT(obj.as_ptr()) }
 }
 
 /// Spare per-request objects, reset and ready.
 #[derive(Default)]
 pub struct Recycler {
-    start_responses: Vec<Py<StartResponse>>,
+    start_responses: Vec<Starter>,
     timeout_flags: Vec<Py<TimeoutFlag>>,
 }
 
 impl Recycler {
     /// A fresh `start_response` for a request: a spare one, else a new one.
-    pub fn start_response(&mut self, py: Python<'_>) -> PyResult<Py<StartResponse>> {
+    pub fn start_response(&mut self, py: Python<'_>) -> PyResult<Starter> {
         match self.start_responses.pop() {
             Some(spare) => Ok(spare),
-            None => Py::new(py, StartResponse::default()),
+            None => Starter::new(py),
         }
     }
 
@@ -44,18 +44,22 @@ impl Recycler {
     pub fn recycle(
         &mut self,
         py: Python<'_>,
-        start_response: Py<StartResponse>,
+        start_response: Starter,
         timeout_flag: Py<TimeoutFlag>,
     ) {
-        if only_ours(py, &start_response) && self.start_responses.len() < MAX_SPARES {
+        // The object is referenced by us and by its bound method, which only we reference.
+        if refcount(py, &start_response.callable) == 1
+            && refcount(py, &start_response.obj) == 2
+            && self.start_responses.len() < MAX_SPARES
+        {
             // Nothing else references it, so nothing can hold a borrow of it either.
-            if let Ok(mut sr) = start_response.bind(py).try_borrow_mut() {
+            if let Ok(mut sr) = start_response.obj.bind(py).try_borrow_mut() {
                 *sr = StartResponse::default();
                 drop(sr);
                 self.start_responses.push(start_response);
             }
         }
-        if only_ours(py, &timeout_flag) && self.timeout_flags.len() < MAX_SPARES {
+        if refcount(py, &timeout_flag) == 1 && self.timeout_flags.len() < MAX_SPARES {
             timeout_flag.get().set(false);
             self.timeout_flags.push(timeout_flag);
         }
@@ -72,23 +76,24 @@ mod tests {
         Python::attach(|py| {
             let mut recycler = Recycler::default();
             let sr = recycler.start_response(py).unwrap();
-            sr.bind(py).borrow_mut().headers_sent = true;
+            sr.obj.bind(py).borrow_mut().headers_sent = true;
             let flag = recycler.timeout_flag(py).unwrap();
             flag.get().set(true);
-            let (sr_ptr, flag_ptr) = (sr.as_ptr(), flag.as_ptr());
+            let (sr_ptr, flag_ptr) = (sr.obj.as_ptr(), flag.as_ptr());
             recycler.recycle(py, sr, flag);
             let sr = recycler.start_response(py).unwrap();
             let flag = recycler.timeout_flag(py).unwrap();
-            assert_eq!((sr.as_ptr(), flag.as_ptr()), (sr_ptr, flag_ptr));
-            assert!(!sr.bind(py).borrow().headers_sent);
+            assert_eq!((sr.obj.as_ptr(), flag.as_ptr()), (sr_ptr, flag_ptr));
+            assert!(!sr.obj.bind(py).borrow().headers_sent);
             assert!(!flag.bind(py).is_truthy().unwrap());
 
             // Still referenced elsewhere (an application kept them): not reused.
-            let kept = (sr.clone_ref(py), flag.clone_ref(py));
+            let kept = (sr.callable.clone_ref(py), flag.clone_ref(py));
+            let sr_ptr = sr.obj.as_ptr();
             recycler.recycle(py, sr, flag);
             let sr = recycler.start_response(py).unwrap();
             let flag = recycler.timeout_flag(py).unwrap();
-            assert_ne!(sr.as_ptr(), kept.0.as_ptr());
+            assert_ne!(sr.obj.as_ptr(), sr_ptr);
             assert_ne!(flag.as_ptr(), kept.1.as_ptr());
         });
     }
