@@ -176,7 +176,7 @@ impl<'py> Worker<'py> {
                 }
             }
             self.now = Instant::now();
-            self.date.refresh();
+            self.date.refresh_at(self.now);
             let mut completions = std::mem::take(&mut self.completions);
             self.driver.drain(&mut completions);
             for c in completions.drain(..) {
