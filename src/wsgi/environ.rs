@@ -174,22 +174,27 @@ impl EnvironBuilder {
                 Key::Http => self.http_key(py, name),
             };
             let value = str_from_latin1(py, value);
-            match environ.get_item(&key)? {
-                Some(existing) => {
-                    let separator = if name.eq_ignore_ascii_case(b"cookie") {
-                        "; "
-                    } else {
-                        ", "
-                    };
-                    let joined = format!(
-                        "{}{}{}",
-                        existing.str()?.to_cow()?,
-                        separator,
-                        value.to_cow()?
-                    );
-                    environ.set_item(key, joined)?;
-                }
-                None => environ.set_item(key, value)?,
+            // SAFETY: the GIL is held and all three are live objects; setdefault returns a
+            // borrowed reference (or NULL with an exception set), taken as a new one at once.
+            let existing = unsafe {
+                let found =
+                    pyo3::ffi::PyDict_SetDefault(environ.as_ptr(), key.as_ptr(), value.as_ptr());
+                Bound::from_borrowed_ptr_or_err(py, found)?
+            };
+            // One lookup: setdefault inserted the value unless the key was there already.
+            if !existing.is(&value) {
+                let separator = if name.eq_ignore_ascii_case(b"cookie") {
+                    "; "
+                } else {
+                    ", "
+                };
+                let joined = format!(
+                    "{}{}{}",
+                    existing.str()?.to_cow()?,
+                    separator,
+                    value.to_cow()?
+                );
+                environ.set_item(key, joined)?;
             }
         }
         Ok(())
