@@ -52,6 +52,9 @@ pub struct Conn {
     pub sent_continue: bool,
     pub deadline: Option<Instant>,
     pub peer: Option<(Py<PyString>, Py<PyString>)>,
+    /// The client asked for the connection to close after a request that was read whole:
+    /// once the response is out it can be closed at once, without lingering.
+    pub client_asked_close: bool,
 }
 
 /// Unconsumed input beyond which a connection stops reading while a response runs.
@@ -76,6 +79,7 @@ impl Conn {
             sent_continue: false,
             deadline: None,
             peer: None,
+            client_asked_close: false,
         }
     }
 

@@ -822,6 +822,8 @@ impl<'py> Worker<'py> {
             self.recycler.recycle(self.py, start_response, timeout_flag);
         }
         if !keep_alive || conn.eof {
+            // The body was read whole before the application ran.
+            conn.client_asked_close = !conn.head.keep_alive;
             conn.state = State::Done;
         } else {
             conn.deadline = Some(self.now + self.settings.keep_alive);
@@ -933,7 +935,9 @@ impl<'py> Worker<'py> {
 
     /// Shuts down the write side and waits briefly for the client to close.
     fn begin_linger(&mut self, slot: u32, conn: &mut Conn) {
-        if conn.eof {
+        // Lingering keeps unread input from turning into a reset that destroys the response;
+        // a client that asked to close and sent nothing more has nothing left unread.
+        if conn.eof || (conn.client_asked_close && conn.input().is_empty()) {
             self.close_now(slot, conn);
             return;
         }
