@@ -64,6 +64,8 @@ pub struct Worker<'py> {
     completions: Vec<Completion>,
     environ: EnvironBuilder,
     recycler: Recycler,
+    /// The address of the last client whose REMOTE_ADDR was made, with that string.
+    last_peer_ip: Option<(std::net::IpAddr, Py<PyString>)>,
     wait_slot: Rc<WaitSlot>,
     empty_input: Py<Input>,
     log: Log,
@@ -129,6 +131,7 @@ impl<'py> Worker<'py> {
             completions: Vec::with_capacity(1024),
             environ: EnvironBuilder::default(),
             recycler: Recycler::default(),
+            last_peer_ip: None,
             wait_slot,
             empty_input: Py::new(py, Input::empty())?,
             log,
@@ -565,14 +568,25 @@ impl<'py> Worker<'py> {
             // SAFETY: the fd is open for as long as the connection is not closed.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(conn.fd) };
             let sock = socket2::SockRef::from(&fd);
-            let (addr, port) = match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
-                Some(a) => (a.ip().to_string(), a.port().to_string()),
-                None => (String::new(), String::new()),
-            };
-            conn.peer = Some((
-                PyString::new(py, &addr).unbind(),
-                PyString::new(py, &port).unbind(),
-            ));
+            conn.peer = Some(match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
+                Some(a) => {
+                    // Clients mostly come from few addresses: reuse the last one's string.
+                    let ip = match &self.last_peer_ip {
+                        Some((ip, text)) if *ip == a.ip() => text.clone_ref(py),
+                        _ => {
+                            let text = PyString::new(py, &a.ip().to_string()).unbind();
+                            self.last_peer_ip = Some((a.ip(), text.clone_ref(py)));
+                            text
+                        }
+                    };
+                    let port = PyString::new(py, itoa::Buffer::new().format(a.port())).unbind();
+                    (ip, port)
+                }
+                None => (
+                    PyString::new(py, "").unbind(),
+                    PyString::new(py, "").unbind(),
+                ),
+            });
         }
         let (a, p) = conn
             .peer
