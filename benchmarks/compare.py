@@ -346,7 +346,10 @@ class Wrk(LoadGenerator):
         return Measure(
             requests=int(match.group(1)),
             seconds=duration_seconds(match.group(2), match.group(3)),
-            p99_ms=duration_seconds(*p99.groups()) * 1e3 if p99 else None,
+            # wrk does not time requests a script sends several at a time.
+            p99_ms=duration_seconds(*p99.groups()) * 1e3
+            if p99 and workload.pipeline == 1
+            else None,
             # A read error is how wrk counts a server closing after each answer: not an error.
             errors=sum(int(v) for i, v in enumerate(errors.groups()) if i != 1) if errors else 0,
             non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
@@ -615,8 +618,12 @@ def measure(
     problem = probe(port, workload)
     if problem is not None:
         return {"failed": f"after the run: {problem}"}
-    if m.requests == 0:
-        return {"failed": "no request completed"}
+    if m.requests < args.duration * 10:
+        # A server that stalls (wrk waits out its timeouts) gives a handful of requests.
+        return {
+            "failed": f"{m.requests} requests completed, {m.errors} socket errors "
+            "(connect, write or timeout)"
+        }
     server_cpu = cpu_after - cpu_before
     return {
         "requests": m.requests,
@@ -758,6 +765,32 @@ def markdown(header: dict, results: dict[str, dict[str, dict]], workloads: list[
     return "\n".join(out) + "\n"
 
 
+README = REPO / "README.md"
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def update_readme(header: dict, results: dict[str, dict[str, dict]], workloads: list) -> None:
+    """Replace the README's table (between its markers) with this run's summary."""
+    text = README.read_text()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        log(f"{README} has no {README_BEGIN} ... {README_END} markers: not updated")
+        return
+    block = [
+        README_BEGIN,
+        *summary_table(results, workloads),
+        "",
+        (
+            f"{header['date']}; {header['cpu']} ({header['cpus']} CPUs), "
+            f"kernel {header['kernel']}; Python {header['python']}; {header['versions']}; "
+            f"{header['generator']}; {header['method']}."
+        ),
+        "",
+    ]
+    README.write_text(text[:begin] + "\n".join(block) + text[end:])
+    log(f"updated the table in {README}")
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -804,6 +837,11 @@ def parse_args() -> argparse.Namespace:
         "--output", default=str(HERE / "RESULTS.md"), help="Markdown report (RESULTS.md)"
     )
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="also put the summary table in README.md (between its results markers)",
+    )
     args = parser.parse_args()
     args.only = names(args.only, SERVERS, "server", parser)
     args.workloads = names(args.workloads, WORKLOADS, "workload", parser)
@@ -837,7 +875,14 @@ def main() -> int:
         results[name] = run_server(server, workloads, args, generator)
 
     evserver_python = args.evserver_python or str(VENV_BIN / "python")
-    versions = [f"evserver {package_version('evserver', evserver_python)}"]
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    evserver = f"evserver {package_version('evserver', evserver_python)}"
+    versions = [f"{evserver} (commit {commit})" if commit else evserver]
     versions += [f"{p} {package_version(p)}" for p in PINS if p in projects]
     if "nginx" in projects:
         versions.append(f"nginx {nginx_version()}")
@@ -860,6 +905,8 @@ def main() -> int:
     print(report)
     Path(args.output).write_text(report)
     log(f"wrote {args.output}")
+    if args.update_readme:
+        update_readme(header, results, workloads)
     if args.json:
         Path(args.json).write_text(json.dumps({"header": header, "results": results}, indent=2))
         log(f"wrote {args.json}")

@@ -167,6 +167,7 @@ def count(server: str, workload: Workload, args: argparse.Namespace) -> float:
         before = set(glob.glob(f"{out_prefix}.*"))
         client.send(args.requests)
         path = dump(process.pid, out_prefix, before)
+        log(f"{server}, {workload.name}: the counted requests are in {path}")
         client.close()
         requests = -(-args.requests // workload.pipeline) * workload.pipeline
         return total_instructions(path) / requests
