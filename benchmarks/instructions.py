@@ -56,7 +56,7 @@ class Client:
 
     def connect(self) -> None:
         self.close()
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = self.sock.makefile("rb", buffering=1 << 20)
 
@@ -159,7 +159,7 @@ def count(server: str, workload: Workload, args: argparse.Namespace) -> float:
             try:
                 client.send(args.warmup)
                 break
-            except OSError:
+            except ConnectionRefusedError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{server} did not start; see {stderr_path}") from None
                 time.sleep(0.5)
