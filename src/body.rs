@@ -89,6 +89,14 @@ impl BodyReader {
         Ok((consumed, done))
     }
 
+    /// Whether feeding `n` more bytes cannot fail: a body of declared length that stays in
+    /// memory (no spill file, nothing to decode).
+    pub fn takes_in_memory(&self, n: usize) -> bool {
+        matches!(self.framing, Framing::Length { .. })
+            && self.file.is_none()
+            && self.data.len().saturating_add(n) <= self.spill_threshold
+    }
+
     /// True when nothing of the body has arrived yet (for `Expect: 100-continue`).
     pub fn is_untouched(&self) -> bool {
         self.total == 0

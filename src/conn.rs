@@ -103,6 +103,20 @@ impl Conn {
         self.inbuf.drain(from..from + n);
     }
 
+    /// Feeds received bytes straight into the body being read, when no input is buffered
+    /// ahead of them and the body takes them without error (declared length, in memory):
+    /// they are not copied through `inbuf` first. Returns how many it took; the rest (a
+    /// pipelined request) goes to `inbuf` as usual, and `advance` sees a complete body.
+    pub fn feed_body_directly(&mut self, data: &[u8]) -> usize {
+        let State::Body(reader) = &mut self.state else {
+            return 0;
+        };
+        if self.inbuf.len() != self.start + self.head.len || !reader.takes_in_memory(data.len()) {
+            return 0;
+        }
+        reader.feed(data).map_or(0, |(consumed, _)| consumed)
+    }
+
     /// Whether the connection wants more input now.
     pub fn wants_input(&self) -> bool {
         match &self.state {

@@ -373,8 +373,12 @@ impl<'py> Worker<'py> {
                 && !matches!(conn.state, State::Lingering | State::Closed | State::Done);
             if keep {
                 let was_empty = conn.input().is_empty();
-                conn.inbuf
-                    .extend_from_slice(self.driver.buffer(id, c.result as usize));
+                let data = self.driver.buffer(id, c.result as usize);
+                let fed = conn.feed_body_directly(data);
+                if fed > 0 {
+                    conn.deadline = Some(self.now + self.settings.header_timeout);
+                }
+                conn.inbuf.extend_from_slice(&data[fed..]);
                 if was_empty && matches!(conn.state, State::Head) {
                     conn.deadline = Some(self.now + self.settings.header_timeout);
                 }
