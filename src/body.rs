@@ -29,6 +29,9 @@ pub struct BodyReader {
     total: u64,
 }
 
+/// Most bytes reserved for a body of declared length before they arrive.
+const MAX_RESERVE: usize = 256 * 1024;
+
 /// Bytes of trailers or chunk-size lines allowed in a chunked body.
 const MAX_CHUNK_METADATA: usize = 16 * 1024;
 
@@ -61,6 +64,13 @@ impl BodyReader {
         let (consumed, done) = match &mut self.framing {
             Framing::Length { remaining } => {
                 let n = (*remaining).min(input.len() as u64) as usize;
+                if self.data.is_empty() && self.file.is_none() && n > 0 {
+                    // Room for the whole declared body (up to a bound: the client has not
+                    // sent it yet), so that it is not copied again each time the buffer grows.
+                    let whole = usize::try_from(*remaining).unwrap_or(usize::MAX);
+                    self.data
+                        .reserve(whole.min(self.spill_threshold).min(MAX_RESERVE));
+                }
                 self.data.extend_from_slice(&input[..n]);
                 *remaining -= n as u64;
                 (n, *remaining == 0)
@@ -77,6 +87,14 @@ impl BodyReader {
             self.spill().map_err(BodyError::Io)?;
         }
         Ok((consumed, done))
+    }
+
+    /// Whether feeding `n` more bytes cannot fail: a body of declared length that stays in
+    /// memory (no spill file, nothing to decode).
+    pub fn takes_in_memory(&self, n: usize) -> bool {
+        matches!(self.framing, Framing::Length { .. })
+            && self.file.is_none()
+            && self.data.len().saturating_add(n) <= self.spill_threshold
     }
 
     /// True when nothing of the body has arrived yet (for `Expect: 100-continue`).

@@ -52,6 +52,9 @@ pub struct Conn {
     pub sent_continue: bool,
     pub deadline: Option<Instant>,
     pub peer: Option<(Py<PyString>, Py<PyString>)>,
+    /// The client asked for the connection to close after a request that was read whole:
+    /// once the response is out it can be closed at once, without lingering.
+    pub client_asked_close: bool,
 }
 
 /// Unconsumed input beyond which a connection stops reading while a response runs.
@@ -76,6 +79,7 @@ impl Conn {
             sent_continue: false,
             deadline: None,
             peer: None,
+            client_asked_close: false,
         }
     }
 
@@ -97,6 +101,20 @@ impl Conn {
     pub fn remove(&mut self, at: usize, n: usize) {
         let from = self.start + at;
         self.inbuf.drain(from..from + n);
+    }
+
+    /// Feeds received bytes straight into the body being read, when no input is buffered
+    /// ahead of them and the body takes them without error (declared length, in memory):
+    /// they are not copied through `inbuf` first. Returns how many it took; the rest (a
+    /// pipelined request) goes to `inbuf` as usual, and `advance` sees a complete body.
+    pub fn feed_body_directly(&mut self, data: &[u8]) -> usize {
+        let State::Body(reader) = &mut self.state else {
+            return 0;
+        };
+        if self.inbuf.len() != self.start + self.head.len || !reader.takes_in_memory(data.len()) {
+            return 0;
+        }
+        reader.feed(data).map_or(0, |(consumed, _)| consumed)
     }
 
     /// Whether the connection wants more input now.

@@ -7,6 +7,10 @@
 
 use std::ptr;
 
+/// Bytes and segments a half reserves when it is first written to.
+const FIRST_COPY_CAPACITY: usize = 1024;
+const FIRST_SEGMENTS: usize = 4;
+
 /// Most iovecs handed to one sendmsg (Linux's IOV_MAX is 1024).
 const MAX_IOVECS: usize = 1024;
 
@@ -41,6 +45,15 @@ impl<K> Half<K> {
             copied: Vec::new(),
             segments: Vec::new(),
             bytes: 0,
+        }
+    }
+
+    /// A new connection's first response: room for a typical head and small body at once,
+    /// rather than growing the buffers step by step (each a reallocation and a copy).
+    fn reserve_first(&mut self) {
+        if self.copied.capacity() == 0 {
+            self.copied.reserve(FIRST_COPY_CAPACITY);
+            self.segments.reserve(FIRST_SEGMENTS);
         }
     }
 
@@ -98,6 +111,7 @@ impl<K> OutQueue<K> {
             return;
         }
         let half = &mut self.pending;
+        half.reserve_first();
         let start = half.copied.len();
         half.copied.extend_from_slice(bytes);
         half.bytes += bytes.len();
@@ -129,6 +143,7 @@ impl<K> OutQueue<K> {
 
     /// Gives mutable access to the tail of the copy buffer, for writers that format in place.
     pub fn copy_buffer(&mut self) -> CopyWriter<'_, K> {
+        self.pending.reserve_first();
         let start = self.pending.copied.len();
         CopyWriter { queue: self, start }
     }

@@ -8,7 +8,7 @@ use crate::pylog::Log;
 use crate::wsgi::fdevent::{PendingWait, TimeoutFlag, WaitSlot};
 use crate::wsgi::file_wrapper::FileWrapper;
 use crate::wsgi::head::write_app_head;
-use crate::wsgi::start_response::StartResponse;
+use crate::wsgi::start_response::Starter;
 use evserver_http::response::{response_has_body, write_error_response};
 use evserver_http::Version;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
@@ -18,6 +18,9 @@ use std::os::fd::RawFd;
 
 /// Pull the next chunk only while less than this is waiting to be sent.
 pub const HIGH_WATER_MARK: usize = 64 * 1024;
+/// The same for a list or tuple: its items are in memory already and large ones are sent in
+/// place, so queueing more costs little and lets one gathered send carry many items.
+const SEQUENCE_HIGH_WATER_MARK: usize = 4 * 1024 * 1024;
 /// Chunks up to this size are copied into the send buffer; larger ones are sent in place.
 const COPY_LIMIT: usize = 4096;
 
@@ -91,7 +94,7 @@ pub struct Ctx<'a> {
 pub struct Response {
     result: Option<Py<PyAny>>,
     source: Source,
-    start_response: Py<StartResponse>,
+    start_response: Starter,
     pub timeout_flag: Py<TimeoutFlag>,
     request: RequestInfo,
     known_length: Option<u64>,
@@ -126,7 +129,7 @@ impl Response {
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
         environ: &Bound<'_, PyAny>,
-        start_response: Py<StartResponse>,
+        start_response: Starter,
         timeout_flag: Py<TimeoutFlag>,
         request: RequestInfo,
         ctx: &mut Ctx<'_>,
@@ -147,7 +150,7 @@ impl Response {
             access: None,
         };
         ctx.wait_slot.set_driving(true);
-        let called = app.call1((environ, response.start_response.bind(py)));
+        let called = app.call1((environ, response.start_response.callable.bind(py)));
         ctx.wait_slot.set_driving(false);
         match called {
             Ok(result) => {
@@ -199,7 +202,7 @@ impl Response {
     /// The value of a response header the application gave (case-insensitive `name`), for
     /// the access log.
     pub fn response_header(&self, py: Python<'_>, name: &str) -> Option<String> {
-        let sr = self.start_response.bind(py).borrow();
+        let sr = self.start_response.obj.bind(py).borrow();
         let headers = sr.headers.as_ref()?.bind(py).clone();
         for item in headers.iter() {
             let Ok((n, v)) = item.extract::<(String, String)>() else {
@@ -210,6 +213,20 @@ impl Response {
             }
         }
         None
+    }
+
+    /// The per-request objects, once the response is over; the iterable and everything it
+    /// held are released first.
+    pub fn into_parts(self) -> (Starter, Py<TimeoutFlag>) {
+        let Response {
+            result,
+            source,
+            start_response,
+            timeout_flag,
+            ..
+        } = self;
+        drop((result, source));
+        (start_response, timeout_flag)
     }
 
     /// The file to send, once the head is out.
@@ -232,7 +249,11 @@ impl Response {
     /// Pulls and queues chunks until something must wait. Never blocks.
     pub fn drive(&mut self, py: Python<'_>, ctx: &mut Ctx<'_>, out: &mut OutQueue<Keep>) -> Step {
         loop {
-            if out.unsent() >= HIGH_WATER_MARK {
+            let mark = match self.source {
+                Source::Sequence { .. } => SEQUENCE_HIGH_WATER_MARK,
+                _ => HIGH_WATER_MARK,
+            };
+            if out.unsent() >= mark {
                 return Step::AwaitSend;
             }
             let chunk = match &mut self.source {
@@ -316,7 +337,7 @@ impl Response {
         out: &mut OutQueue<Keep>,
     ) -> Result<(), Step> {
         let written = {
-            let mut sr = self.start_response.bind(py).borrow_mut();
+            let mut sr = self.start_response.obj.bind(py).borrow_mut();
             if sr.written.is_empty() {
                 return Ok(());
             }
@@ -392,7 +413,7 @@ impl Response {
             return Ok(());
         }
         let (status, headers) = {
-            let sr = self.start_response.bind(py).borrow();
+            let sr = self.start_response.obj.bind(py).borrow();
             match (&sr.status, &sr.headers) {
                 (Some(s), Some(h)) => (s.clone_ref(py), h.clone_ref(py)),
                 _ => {
@@ -470,7 +491,7 @@ impl Response {
         buf.extend_from_slice(b"\r\n");
         drop(w);
         self.framing = Some(framing);
-        self.start_response.bind(py).borrow_mut().headers_sent = true;
+        self.start_response.obj.bind(py).borrow_mut().headers_sent = true;
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use crate::wsgi::environ::{EnvironBuilder, RequestParts};
 use crate::wsgi::fdevent::{FdeventSelect, FdeventWait, TimeoutFlag, WaitSlot};
 use crate::wsgi::file_wrapper::FileWrapper;
 use crate::wsgi::input::{Body, Input};
-use crate::wsgi::start_response::StartResponse;
+use crate::wsgi::recycle::Recycler;
 use evserver_http::response::write_error_response;
 use evserver_http::{parse_head, BodyFraming, DateCache, HttpError, Limits, Parsed, Version};
 use evserver_platform::{process, sys, Completion, Driver, Interest, Token};
@@ -77,6 +77,9 @@ pub struct Worker<'py> {
     free: Vec<u32>,
     completions: Vec<Completion>,
     environ: EnvironBuilder,
+    recycler: Recycler,
+    /// The address of the last client whose REMOTE_ADDR was made, with that string.
+    last_peer_ip: Option<(std::net::IpAddr, Py<PyString>)>,
     wait_slot: Rc<WaitSlot>,
     empty_input: Py<Input>,
     log: Log,
@@ -137,6 +140,7 @@ impl<'py> Worker<'py> {
                 "SERVER_SOFTWARE",
                 concat!("evserver/", env!("CARGO_PKG_VERSION")),
             )?;
+            crate::wsgi::environ::add_request_placeholders(&t)?;
             states.push(ListenerState {
                 listener,
                 template: t.unbind(),
@@ -154,6 +158,8 @@ impl<'py> Worker<'py> {
             free: Vec::new(),
             completions: Vec::with_capacity(1024),
             environ: EnvironBuilder::default(),
+            recycler: Recycler::default(),
+            last_peer_ip: None,
             wait_slot,
             empty_input: Py::new(py, Input::empty())?,
             log,
@@ -226,7 +232,7 @@ impl<'py> Worker<'py> {
                 }
             }
             self.now = Instant::now();
-            self.date.refresh();
+            self.date.refresh_at(self.now);
             if let Some(cell) = &self.scoreboard {
                 cell.get().heartbeat_ms.store(
                     process::monotonic_millis(),
@@ -492,8 +498,12 @@ impl<'py> Worker<'py> {
                 && !matches!(conn.state, State::Lingering | State::Closed | State::Done);
             if keep {
                 let was_empty = conn.input().is_empty();
-                conn.inbuf
-                    .extend_from_slice(self.driver.buffer(id, c.result as usize));
+                let data = self.driver.buffer(id, c.result as usize);
+                let fed = conn.feed_body_directly(data);
+                if fed > 0 {
+                    conn.deadline = Some(self.now + self.settings.header_timeout);
+                }
+                conn.inbuf.extend_from_slice(&data[fed..]);
                 if was_empty && matches!(conn.state, State::Head) {
                     conn.deadline = Some(self.now + self.settings.header_timeout);
                 }
@@ -687,14 +697,25 @@ impl<'py> Worker<'py> {
             // SAFETY: the fd is open for as long as the connection is not closed.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(conn.fd) };
             let sock = socket2::SockRef::from(&fd);
-            let (addr, port) = match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
-                Some(a) => (a.ip().to_string(), a.port().to_string()),
-                None => (String::new(), String::new()),
-            };
-            conn.peer = Some((
-                PyString::new(py, &addr).unbind(),
-                PyString::new(py, &port).unbind(),
-            ));
+            conn.peer = Some(match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
+                Some(a) => {
+                    // Clients mostly come from few addresses: reuse the last one's string.
+                    let ip = match &self.last_peer_ip {
+                        Some((ip, text)) if *ip == a.ip() => text.clone_ref(py),
+                        _ => {
+                            let text = PyString::new(py, &a.ip().to_string()).unbind();
+                            self.last_peer_ip = Some((a.ip(), text.clone_ref(py)));
+                            text
+                        }
+                    };
+                    let port = PyString::new(py, itoa::Buffer::new().format(a.port())).unbind();
+                    (ip, port)
+                }
+                None => (
+                    PyString::new(py, "").unbind(),
+                    PyString::new(py, "").unbind(),
+                ),
+            });
         }
         let (a, p) = conn
             .peer
@@ -730,7 +751,7 @@ impl<'py> Worker<'py> {
             .log
             .access_enabled()
             .then(|| self.settings.access_format.capture(head, buf));
-        let timeout_flag = match Py::new(py, TimeoutFlag::default()) {
+        let timeout_flag = match self.recycler.timeout_flag(py) {
             Ok(f) => f,
             Err(e) => {
                 self.log.exception(py, "cannot create the fdevent flag", &e);
@@ -762,7 +783,7 @@ impl<'py> Worker<'py> {
                 return;
             }
         };
-        let start_response = match Py::new(py, StartResponse::default()) {
+        let start_response = match self.recycler.start_response(py) {
             Ok(s) => s,
             Err(e) => {
                 self.log.exception(py, "cannot create start_response", &e);
@@ -943,8 +964,12 @@ impl<'py> Worker<'py> {
             if response.access.is_some() {
                 self.access_log(conn, &response);
             }
+            let (start_response, timeout_flag) = response.into_parts();
+            self.recycler.recycle(self.py, start_response, timeout_flag);
         }
         if !keep_alive || conn.eof {
+            // The body was read whole before the application ran.
+            conn.client_asked_close = !conn.head.keep_alive;
             conn.state = State::Done;
         } else {
             conn.deadline = Some(self.now + self.settings.keep_alive);
@@ -1182,7 +1207,9 @@ impl<'py> Worker<'py> {
 
     /// Shuts down the write side and waits briefly for the client to close.
     fn begin_linger(&mut self, slot: u32, conn: &mut Conn) {
-        if conn.eof {
+        // Lingering keeps unread input from turning into a reset that destroys the response;
+        // a client that asked to close and sent nothing more has nothing left unread.
+        if conn.eof || (conn.client_asked_close && conn.input().is_empty()) {
             self.close_now(slot, conn);
             return;
         }

@@ -54,6 +54,18 @@ def test_wait_that_times_out_sets_the_timeout_flag(server, fd_kind):
     assert 0.15 <= result["elapsed"] < 3
 
 
+def test_timeout_flag_starts_false_on_the_next_request_of_a_connection(server):
+    # The flag object of a finished request may be reused for the next one: it must be reset.
+    with server.connect(timeout=15) as conn:
+        results = []
+        for target in ["/timeout?t=0.1", "/flag", "/timeout?t=0.1", "/flag"]:
+            conn.send(request("GET", target))
+            resp = conn.response()
+            assert resp.status == 200, resp
+            results.append(json.loads(resp.body)["timeout"])
+    assert results == [True, False, True, False]
+
+
 def test_integer_timeout_is_accepted(server):
     result = result_of(server, "/timeout?t=1")
     assert result["timeout"] is True

@@ -5,6 +5,7 @@ Raw sockets throughout, so that every byte the server sends is seen.
 
 import email.utils
 import hashlib
+import socket
 import time
 
 import pytest
@@ -85,6 +86,20 @@ def test_large_streamed_body_arrives_intact(server):
     assert resp.body == b"".join(pattern(i) for i in range(8))
 
 
+@pytest.mark.parametrize("mb", [1, 6])
+def test_large_list_body_arrives_intact_and_in_order(server, mb):
+    # Small and large items of a list (6 MiB: more than the server queues at once).
+    def pattern(i):
+        return hashlib.sha256(str(i).encode()).digest() * (MIB // 32)
+
+    with server.connect() as conn:
+        for _ in range(2):  # and the connection stays usable after it
+            conn.send(request("GET", f"/big-list?mb={mb}"))
+            resp = conn.response()
+            assert resp.status == 200
+            assert resp.body == b"".join(b"<%d>" % i + pattern(i) for i in range(mb))
+
+
 # --- responses without a body ------------------------------------------------------------------
 
 
@@ -154,6 +169,28 @@ def test_http11_connection_close_is_honoured(server):
     assert resp.body == b"hello world"
     assert "close" in (resp.header("Connection") or "").lower()
     assert closed
+
+
+def test_connection_close_with_unread_input_still_delivers_the_whole_response(server):
+    def pattern(i):  # the blocks apps/httpapp.py sends
+        return hashlib.sha256(str(i).encode()).digest() * (MIB // 32)
+
+    # The client asked to close but sent more behind its request: closing at once with that
+    # input unread would reset the connection and destroy the response's tail in transit.
+    with server.connect() as conn:
+        conn.send(
+            request("GET", "/big-list?mb=4", headers=[("Connection", "close")])
+            + request("GET", "/id?unread")
+        )
+        # Read slowly, so that the response's tail waits in the server's send buffer.
+        received = bytearray()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        while data := conn.sock.recv(65536):
+            received += data
+            time.sleep(0.002)
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == b"".join(b"<%d>" % i + pattern(i) for i in range(4))
 
 
 def test_http10_connection_closes_by_default(server):

@@ -1,6 +1,6 @@
 //! A cached IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for the Date header, rebuilt once a second.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate.
 pub const DATE_LEN: usize = 29;
@@ -9,6 +9,9 @@ pub const DATE_LEN: usize = 29;
 pub struct DateCache {
     second: u64,
     value: [u8; DATE_LEN],
+    /// Until this instant the wall-clock second has not changed: `refresh_at` needs no
+    /// clock read before it.
+    valid_until: Option<Instant>,
 }
 
 impl DateCache {
@@ -17,6 +20,7 @@ impl DateCache {
         DateCache {
             second,
             value: imf_fixdate(second),
+            valid_until: None,
         }
     }
     /// Rebuilds the value if the second changed since the last call. Call once per loop turn.
@@ -27,6 +31,24 @@ impl DateCache {
             self.value = imf_fixdate(second);
         }
     }
+    /// Like `refresh`, given the loop's monotonic `now`: the wall clock is read only once
+    /// the second it last showed has run out, not on every loop turn.
+    pub fn refresh_at(&mut self, now: Instant) {
+        if self.valid_until.is_some_and(|until| now < until) {
+            return;
+        }
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let second = since_epoch.as_secs();
+        if second != self.second {
+            self.second = second;
+            self.value = imf_fixdate(second);
+        }
+        let left = Duration::from_secs(1) - Duration::from_nanos(since_epoch.subsec_nanos().into());
+        self.valid_until = now.checked_add(left);
+    }
+
     /// The 29-byte IMF-fixdate.
     pub fn get(&self) -> &[u8] {
         &self.value
@@ -134,6 +156,24 @@ mod tests {
     fn day_boundaries_roll_over() {
         assert_eq!(text(86_399), "Thu, 01 Jan 1970 23:59:59 GMT");
         assert_eq!(text(86_400), "Fri, 02 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn refresh_at_reads_the_clock_only_once_the_second_ran_out() {
+        const STALE: &[u8; DATE_LEN] = b"Thu, 01 Jan 1970 00:00:00 GMT";
+        let current =
+            |c: &DateCache| (now() - 1..=now()).any(|s| c.get() == imf_fixdate(s).as_slice());
+        let mut cache = DateCache::new();
+        let start = Instant::now();
+        cache.refresh_at(start);
+        assert!(current(&cache));
+        // Within the second the clock is not read again: a planted stale value stays.
+        (cache.second, cache.value) = (0, *STALE);
+        cache.refresh_at(start);
+        assert_eq!(cache.get(), STALE);
+        // Once it ran out, the clock is read and the value follows it.
+        cache.refresh_at(start + Duration::from_secs(1));
+        assert!(current(&cache));
     }
 
     #[test]

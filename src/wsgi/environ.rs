@@ -1,5 +1,6 @@
 //! Builds the PEP 3333 environ of a request: a copy of a per-listener template holding the
-//! constant keys, plus the request's own keys, with `HTTP_*` key strings cached by name.
+//! constant keys, plus the request's own keys; `HTTP_*` key strings come from a table of
+//! common header names, or are cached by name.
 
 use super::latin1::str_from_latin1;
 use evserver_http::{percent::percent_decode, Head, Version};
@@ -62,9 +63,124 @@ fn method_str<'py>(py: Python<'py>, method: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
+/// The keys every request sets, with placeholder values.
+const PER_REQUEST_KEYS: [&str; 9] = [
+    "wsgi.input",
+    "x-wsgiorg.fdevent.timeout",
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "RAW_URI",
+    "SERVER_PROTOCOL",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+];
+
+/// Adds the keys every request sets to a listener's template (interned, with placeholder
+/// values), so that filling a copy replaces values in place: the copy keeps the template's
+/// table size, which leaves room for the request's headers without a resize.
+pub fn add_request_placeholders(template: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = template.py();
+    for key in PER_REQUEST_KEYS {
+        template.set_item(PyString::intern(py, key), intern!(py, ""))?;
+    }
+    Ok(())
+}
+
+/// Defines `common_key`, which maps a common request header name to its interned `HTTP_*`
+/// key (no hashing, no allocation), and, for tests, the list of those names.
+macro_rules! common_keys {
+    ($($len:literal => [$($header:literal => $key:literal),+ $(,)?]),+ $(,)?) => {
+        /// The `HTTP_*` key of a common request header, interned once.
+        fn common_key<'py>(py: Python<'py>, name: &[u8]) -> Option<Bound<'py, PyString>> {
+            match name.len() {
+                $($len => {
+                    $(if name.eq_ignore_ascii_case($header) {
+                        return Some(intern!(py, $key).clone());
+                    })+
+                    None
+                })+
+                _ => None,
+            }
+        }
+
+        #[cfg(test)]
+        const COMMON_NAMES: &[&[u8]] = &[$($($header),+),+];
+    };
+}
+
+common_keys! {
+    2 => [
+        b"te" => "HTTP_TE",
+    ],
+    3 => [
+        b"dnt" => "HTTP_DNT",
+    ],
+    4 => [
+        b"host" => "HTTP_HOST",
+    ],
+    6 => [
+        b"accept" => "HTTP_ACCEPT",
+        b"cookie" => "HTTP_COOKIE",
+        b"origin" => "HTTP_ORIGIN",
+        b"pragma" => "HTTP_PRAGMA",
+        b"expect" => "HTTP_EXPECT",
+    ],
+    7 => [
+        b"referer" => "HTTP_REFERER",
+        b"upgrade" => "HTTP_UPGRADE",
+    ],
+    8 => [
+        b"priority" => "HTTP_PRIORITY",
+        b"if-range" => "HTTP_IF_RANGE",
+    ],
+    9 => [
+        b"forwarded" => "HTTP_FORWARDED",
+        b"x-real-ip" => "HTTP_X_REAL_IP",
+    ],
+    10 => [
+        b"connection" => "HTTP_CONNECTION",
+        b"user-agent" => "HTTP_USER_AGENT",
+        b"keep-alive" => "HTTP_KEEP_ALIVE",
+    ],
+    12 => [
+        b"x-request-id" => "HTTP_X_REQUEST_ID",
+    ],
+    13 => [
+        b"authorization" => "HTTP_AUTHORIZATION",
+        b"cache-control" => "HTTP_CACHE_CONTROL",
+        b"if-none-match" => "HTTP_IF_NONE_MATCH",
+    ],
+    14 => [
+        b"sec-fetch-dest" => "HTTP_SEC_FETCH_DEST",
+        b"sec-fetch-mode" => "HTTP_SEC_FETCH_MODE",
+        b"sec-fetch-site" => "HTTP_SEC_FETCH_SITE",
+        b"sec-fetch-user" => "HTTP_SEC_FETCH_USER",
+    ],
+    15 => [
+        b"accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        b"accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        b"x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+    ],
+    16 => [
+        b"x-forwarded-host" => "HTTP_X_FORWARDED_HOST",
+        b"x-requested-with" => "HTTP_X_REQUESTED_WITH",
+    ],
+    17 => [
+        b"if-modified-since" => "HTTP_IF_MODIFIED_SINCE",
+        b"x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+    ],
+    25 => [
+        b"upgrade-insecure-requests" => "HTTP_UPGRADE_INSECURE_REQUESTS",
+    ],
+}
+
 impl EnvironBuilder {
     /// The `HTTP_*` key for a header name.
     fn http_key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+        if let Some(key) = common_key(py, name) {
+            return key;
+        }
         self.scratch.clear();
         self.scratch.extend(name.iter().map(u8::to_ascii_lowercase));
         if let Some(key) = self.keys.get(self.scratch.as_slice()) {
@@ -150,24 +266,58 @@ impl EnvironBuilder {
                 Key::Http => self.http_key(py, name),
             };
             let value = str_from_latin1(py, value);
-            match environ.get_item(&key)? {
-                Some(existing) => {
-                    let separator = if name.eq_ignore_ascii_case(b"cookie") {
-                        "; "
-                    } else {
-                        ", "
-                    };
-                    let joined = format!(
-                        "{}{}{}",
-                        existing.str()?.to_cow()?,
-                        separator,
-                        value.to_cow()?
-                    );
-                    environ.set_item(key, joined)?;
-                }
-                None => environ.set_item(key, value)?,
+            // SAFETY: the GIL is held and all three are live objects; setdefault returns a
+            // borrowed reference (or NULL with an exception set), taken as a new one at once.
+            let existing = unsafe {
+                let found =
+                    pyo3::ffi::PyDict_SetDefault(environ.as_ptr(), key.as_ptr(), value.as_ptr());
+                Bound::from_borrowed_ptr_or_err(py, found)?
+            };
+            // One lookup: setdefault inserted the value unless the key was there already.
+            if !existing.is(&value) {
+                let separator = if name.eq_ignore_ascii_case(b"cookie") {
+                    "; "
+                } else {
+                    ", "
+                };
+                let joined = format!(
+                    "{}{}{}",
+                    existing.str()?.to_cow()?,
+                    separator,
+                    value.to_cow()?
+                );
+                environ.set_item(key, joined)?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_keys_match_the_general_rule() {
+        Python::initialize();
+        Python::attach(|py| {
+            let mixed_case: [&[u8]; 4] = [
+                b"USER-AGENT",
+                b"Upgrade-Insecure-Requests",
+                b"X-Forwarded-Proto",
+                b"TE",
+            ];
+            let names = COMMON_NAMES.iter().chain(mixed_case.iter());
+            for name in names {
+                let table = common_key(py, name).expect("in the table").to_string();
+                let rule: String = "HTTP_".to_string()
+                    + &String::from_utf8_lossy(name)
+                        .to_ascii_uppercase()
+                        .replace('-', "_");
+                assert_eq!(table, rule);
+            }
+            assert!(common_key(py, b"X-Custom").is_none());
+            assert!(common_key(py, b"Hostx").is_none());
+        });
     }
 }

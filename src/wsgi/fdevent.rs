@@ -238,6 +238,12 @@ impl Default for TimeoutFlag {
 }
 
 impl TimeoutFlag {
+    /// Back to the state of a request that never waited (for reuse).
+    pub fn reset(&self) {
+        self.fired.store(false, Ordering::Relaxed);
+        self.ready.store(-1, Ordering::Relaxed);
+    }
+
     /// Records how the last wait ended: `Some(fd)` ready, `None` timed out.
     pub fn set_outcome(&self, ready: Option<RawFd>) {
         self.fired.store(ready.is_none(), Ordering::Relaxed);

@@ -101,6 +101,14 @@ fn limit(size: Option<i64>) -> Option<usize> {
 impl Input {
     #[pyo3(signature = (size = None, /))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+        if let Body::Memory { data, pos } = &mut self.body {
+            // Straight from the buffer into the bytes object: one copy.
+            let rest = &data[*pos..];
+            let n = limit(size).map_or(rest.len(), |l| l.min(rest.len()));
+            let bytes = PyBytes::new(py, &rest[..n]);
+            *pos += n;
+            return Ok(bytes);
+        }
         let data = self.body.read(limit(size))?;
         Ok(PyBytes::new(py, &data))
     }

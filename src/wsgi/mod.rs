@@ -7,4 +7,5 @@ pub mod file_wrapper;
 pub mod head;
 pub mod input;
 pub mod latin1;
+pub mod recycle;
 pub mod start_response;

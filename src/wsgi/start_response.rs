@@ -26,10 +26,40 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_default()
 }
 
+/// A request's `start_response`: the object that holds the status and headers, and what the
+/// application is given, its bound method `start_response` (a call to a built-in method
+/// needs no argument tuple, unlike a call to the object itself).
+pub struct Starter {
+    pub obj: Py<StartResponse>,
+    pub callable: Py<PyAny>,
+}
+
+impl Starter {
+    pub fn new(py: Python<'_>) -> PyResult<Starter> {
+        let obj = Py::new(py, StartResponse::default())?;
+        let callable = obj
+            .bind(py)
+            .getattr(pyo3::intern!(py, "start_response"))?
+            .unbind();
+        Ok(Starter { obj, callable })
+    }
+}
+
 #[pymethods]
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info = None))]
     fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::start_response(slf, status, headers, exc_info)
+    }
+
+    /// What the application calls: records the status and headers, returns `write`.
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn start_response<'py>(
         slf: &Bound<'py, Self>,
         status: &Bound<'py, PyAny>,
         headers: &Bound<'py, PyAny>,

@@ -280,6 +280,12 @@ def bad_arguments(environ, start_response):
     return respond_json(start_response, result)
 
 
+def flag_now(environ, start_response):
+    """No wait: the timeout flag as the request starts."""
+    flag = environ["x-wsgiorg.fdevent.timeout"]
+    return respond_json(start_response, {"timeout": bool(flag)})
+
+
 @with_common_routes
 def application(environ, start_response):
     route = ROUTES.get(environ["PATH_INFO"])
@@ -303,4 +309,5 @@ ROUTES = {
     "/second-call": second_call_before_yielding,
     "/ticks": ticks,
     "/bad-arguments": bad_arguments,
+    "/flag": flag_now,
 }

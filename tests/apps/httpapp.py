@@ -62,6 +62,10 @@ def application(environ, start_response):
         return respond(start_response, f"{environ['PATH_INFO']}?{environ['QUERY_STRING']}")
     if path == "/sleep":
         return sleep(environ, start_response, int(q["ms"]) / 1000)
+    if path == "/big-list":
+        # Blocks of 1 MiB between small pieces, as a list: the server may queue a list whole.
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [piece for i in range(int(q["mb"])) for piece in (b"<%d>" % i, pattern(i))]
     if path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return (pattern(i) for i in range(int(q["mb"])))

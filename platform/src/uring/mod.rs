@@ -244,6 +244,8 @@ impl Uring {
             return self.submit();
         }
         let deadline = timeout.map(|t| (Instant::now(), t));
+        // The first wait gets the whole timeout: no second clock read for it.
+        let mut first = true;
         loop {
             // Waiting for one completion sets GETEVENTS, which DEFER_TASKRUN needs to run the
             // deferred work that posts completions.
@@ -251,7 +253,12 @@ impl Uring {
             let res = match deadline {
                 None => self.ring.submitter().submit_and_wait(want),
                 Some((start, timeout)) => {
-                    let left = timeout.saturating_sub(start.elapsed());
+                    let left = if first {
+                        timeout
+                    } else {
+                        timeout.saturating_sub(start.elapsed())
+                    };
+                    first = false;
                     let timespec = timed_poll::timespec(left);
                     let args = types::SubmitArgs::new().timespec(&timespec);
                     self.ring.submitter().submit_with_args(want, &args)

@@ -1,6 +1,0 @@
-"""The application every server in the benchmarks serves: the smallest useful WSGI app."""
-
-
-def application(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
-    return [b"Hello, World!"]

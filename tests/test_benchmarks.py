@@ -1,0 +1,48 @@
+"""The benchmark tools against a real evserver: every workload of benchmarks/compare is
+answered correctly (the check compare makes before measuring), pipelining is detected, and the
+instruction-count client reads every answer, on both backends."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import compare  # benchmarks/ is not a package: imported from its folder
+import instructions
+
+
+@pytest.fixture(scope="module")
+def server(module_serve):
+    return module_serve("workloads:application", cwd=BENCHMARKS / "apps")
+
+
+@pytest.mark.parametrize("workload", list(compare.WORKLOADS))
+def test_compare_probe_accepts_evservers_answer(server, workload):
+    assert compare.probe(server.port, compare.WORKLOADS[workload]) is None
+
+
+def test_evserver_answers_pipelined_requests(server):
+    assert compare.pipelines(server.port, compare.WORKLOADS["pipeline"])
+
+
+@pytest.mark.parametrize("workload", list(compare.WORKLOADS))
+def test_instruction_client_reads_every_answer(server, workload):
+    client = instructions.Client(server.port, compare.WORKLOADS[workload])
+    client.send(40)
+    client.close()
+
+
+def test_probe_reports_a_wrong_answer(server):
+    wrong = compare.Workload("wrong", "wrong", "/", b"Goodbye")
+    assert "wrong answer" in compare.probe(server.port, wrong)
+
+
+def test_wrk_script_sends_the_workload(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare, "LOGS", tmp_path)
+    post = compare.Wrk.script(compare.WORKLOADS["post-1k"]).read_text()
+    assert 'wrk.method = "POST"' in post and 'string.rep("p", 1024)' in post
+    pipeline = compare.Wrk.script(compare.WORKLOADS["pipeline"]).read_text()
+    assert f"for i = 1, {compare.PIPELINE_DEPTH}" in pipeline
