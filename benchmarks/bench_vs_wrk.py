@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hello import apt_install, free_port  # this directory's hello-world benchmark
+from compare import apt_install, free_port  # this directory's side-by-side comparison
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
