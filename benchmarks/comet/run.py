@@ -110,7 +110,14 @@ def version_of(command: list[str]) -> str:
 
 def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), str(HERE)])
+    # evserver (with evserver.comet) is the one this python3 imports: the installed package, or
+    # a build the caller put on PYTHONPATH. The repository's python/ goes first only for the
+    # peers, whose apps use evserver.comet's pure-Python channel: for evserver it could hold a
+    # debug build of the engine (or none at all).
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if not name.startswith("evserver-"):
+        paths.insert(0, str(REPO / "python"))
+    env["PYTHONPATH"] = os.pathsep.join([*paths, str(HERE)])
     env.pop("EVSERVER_WORKERS", None)
     if name.startswith("evserver-"):
         backend = name.split("-", 1)[1]

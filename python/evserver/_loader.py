@@ -47,10 +47,22 @@ def load(app: str | None, exec_code: str | None, framework: str | None) -> Calla
         raise LoadError(f"give only one of APP, --exec and --framework (got {' and '.join(given)})")
     _put_cwd_first_on_path()
     if app is not None:
-        return _load_spec(app)
-    if exec_code is not None:
-        return _load_exec(exec_code)
-    return _load_framework(framework if framework is not None else "demo")
+        application = _load_spec(app)
+    elif exec_code is not None:
+        application = _load_exec(exec_code)
+    else:
+        application = _load_framework(framework if framework is not None else "demo")
+    _adapt_frameworks()
+    return application
+
+
+def _adapt_frameworks() -> None:
+    """Django's GZipMiddleware swallows the empty chunks of fdevent waits: when the
+    application imported it, make it pass them (:func:`evserver.django.patch_django_gzip`)."""
+    if "django.middleware.gzip" in sys.modules:
+        from evserver.django import patch_django_gzip
+
+        patch_django_gzip()
 
 
 def watch_roots(app: str | None) -> list[str]:

@@ -1,13 +1,9 @@
-"""The ``evserver`` Django app: ``runevserver``, and a check for middleware that breaks waits."""
+"""The ``evserver`` Django app: ``runevserver``, and Django's ``GZipMiddleware`` made to pass
+the empty chunks of fdevent waits (see :func:`evserver.django.patch_django_gzip`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.apps import AppConfig
-from django.core import checks
-
-STOCK_GZIP = "django.middleware.gzip.GZipMiddleware"
 
 
 class EvserverConfig(AppConfig):
@@ -15,21 +11,6 @@ class EvserverConfig(AppConfig):
     verbose_name = "evserver"
 
     def ready(self) -> None:
-        checks.register(check_middleware, checks.Tags.compatibility)
+        from evserver.django import patch_django_gzip
 
-
-def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """``evserver.W001`` when Django's GZipMiddleware would swallow fdevent waits."""
-    from django.conf import settings
-
-    if STOCK_GZIP not in (getattr(settings, "MIDDLEWARE", None) or []):
-        return []
-    return [
-        checks.Warning(
-            f"{STOCK_GZIP} drops the empty chunks a streaming view yields when it waits with "
-            "fdevent, so such views fail under it.",
-            hint="Use 'evserver.django.GZipMiddleware' instead: the same compression, and "
-            "waits reach the server.",
-            id="evserver.W001",
-        )
-    ]
+        patch_django_gzip()

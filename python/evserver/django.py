@@ -5,9 +5,10 @@
   drops the empty chunks a view yields when it waits, so the wait never reaches the server
   (the view's next wait then raises ``RuntimeError``) and what was compressed stays in the
   buffer. This one passes every empty chunk through, after flushing the compressor, so the
-  client gets everything the view made before it waits. Replace
-  ``"django.middleware.gzip.GZipMiddleware"`` with ``"evserver.django.GZipMiddleware"`` in
-  ``MIDDLEWARE``; the ``evserver`` app's system check (``evserver.W001``) reminds you.
+  client gets everything the view made before it waits. When evserver serves a Django
+  project (``'evserver'`` in ``INSTALLED_APPS``, ``--framework django``, or any application
+  that imported Django's gzip middleware), :func:`patch_django_gzip` makes Django's own
+  ``GZipMiddleware`` compress streams this way too, so ``MIDDLEWARE`` needs no change.
 - :func:`HttpResponse`: the seed's ``HttpResponse(iterator, mimetype=...)``. Django 1.0 streamed
   an iterator given to ``HttpResponse``; Django today reads it to the end in the view, so a view
   that waits with fdevent must return a ``StreamingHttpResponse``. This function returns one
@@ -27,9 +28,21 @@ from django.http import HttpResponseBase, StreamingHttpResponse
 from django.middleware.gzip import GZipMiddleware as DjangoGZipMiddleware
 from django.utils.cache import patch_vary_headers
 
-__all__ = ["GZipMiddleware", "HttpResponse", "compress_stream"]
+__all__ = ["GZipMiddleware", "HttpResponse", "compress_stream", "patch_django_gzip"]
 
 _accepts_gzip = re.compile(r"\bgzip\b")
+
+
+def patch_django_gzip() -> None:
+    """Makes Django's ``GZipMiddleware`` compress streaming responses with
+    :func:`compress_stream`, so the empty chunks of fdevent waits reach the server.
+
+    The middleware looks ``compress_sequence`` up in its module at each response; only that
+    name is replaced. A stream without empty chunks compresses exactly as before. Idempotent.
+    """
+    import django.middleware.gzip as gzip_middleware
+
+    gzip_middleware.compress_sequence = compress_stream  # type: ignore[assignment]
 
 
 class GZipMiddleware(DjangoGZipMiddleware):

@@ -22,8 +22,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Django's GZipMiddleware drops the empty chunks of fdevent waits; this one passes them.
-    "evserver.django.GZipMiddleware",
+    # Under evserver, Django's own GZipMiddleware passes the empty chunks of fdevent waits.
+    "django.middleware.gzip.GZipMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
