@@ -201,6 +201,8 @@ impl<'py> Worker<'py> {
             .backend
             .store(backend, std::sync::atomic::Ordering::Relaxed);
         self.scoreboard = Some(cell);
+        // A first beat now: loading the application may have taken longer than --timeout.
+        self.report_figures();
     }
 
     /// Runs until a signal handler raises (SIGINT, SIGTERM) or the application asks to stop.
@@ -233,12 +235,6 @@ impl<'py> Worker<'py> {
             }
             self.now = Instant::now();
             self.date.refresh_at(self.now);
-            if let Some(cell) = &self.scoreboard {
-                cell.get().heartbeat_ms.store(
-                    process::monotonic_millis(),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-            }
             let mut completions = std::mem::take(&mut self.completions);
             self.driver.drain(&mut completions);
             for c in completions.drain(..) {
@@ -1300,11 +1296,17 @@ impl<'py> Worker<'py> {
         }
     }
 
+    /// Writes the heartbeat and the figures into the scoreboard. Called from the sweep, which
+    /// runs every half second while the loop turns: the master's `--timeout` (whole seconds)
+    /// needs no finer beat, so the loop's hot path reads no extra clock for it.
     fn report_figures(&self) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(cell) = &self.scoreboard else {
             return;
         };
+        cell.get()
+            .heartbeat_ms
+            .store(process::monotonic_millis(), Relaxed);
         let parked = self
             .slots
             .iter()
