@@ -625,15 +625,9 @@ impl<'py> Worker<'py> {
                                     self.dispatch(slot, conn, Some((body, chunked_length)));
                                 }
                                 Err(e) => {
-                                    self.log.error(
-                                        self.py,
-                                        &format!("cannot read back the request body: {e}"),
-                                    );
-                                    self.refuse_with(
+                                    self.refuse_unstored_body(
                                         conn,
-                                        500,
-                                        "Internal Server Error",
-                                        "the request body could not be stored",
+                                        &format!("cannot read back the request body: {e}"),
                                     );
                                     break;
                                 }
@@ -644,15 +638,9 @@ impl<'py> Worker<'py> {
                             break;
                         }
                         Err(BodyError::Io(e)) => {
-                            self.log.error(
-                                self.py,
-                                &format!("cannot spill the request body to a temporary file: {e}"),
-                            );
-                            self.refuse_with(
+                            self.refuse_unstored_body(
                                 conn,
-                                500,
-                                "Internal Server Error",
-                                "the request body could not be stored",
+                                &format!("cannot spill the request body to a temporary file: {e}"),
                             );
                             break;
                         }
@@ -675,6 +663,17 @@ impl<'py> Worker<'py> {
             &format!("refused a request: {status} {reason}: {}", e.describe()),
         );
         self.refuse_with(conn, status, reason, e.describe());
+    }
+
+    /// The server could not keep a request body (a temporary file failed): logged, and a 500.
+    fn refuse_unstored_body(&mut self, conn: &mut Conn, why: &str) {
+        self.log.error(self.py, why);
+        self.refuse_with(
+            conn,
+            500,
+            "Internal Server Error",
+            "the request body could not be stored",
+        );
     }
 
     fn refuse_with(&mut self, conn: &mut Conn, status: u16, reason: &str, detail: &str) {
