@@ -12,7 +12,7 @@ pub const COMMON_LOG_FORMAT: &str = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Text(String),
-    /// Known when the request arrives; the index into `Captured::values`.
+    /// Known when the request arrives; the index into `Entry::captured`.
     Request(usize),
     Status,
     /// Body bytes, `-` when zero (`b`), or `0` (`B`).
@@ -20,8 +20,9 @@ enum Part {
         dash_for_zero: bool,
     },
     Duration(DurationUnit),
+    /// A response header, by lowercase name (`Entry::response_headers` in format order).
     ResponseHeader(String),
-    /// An environ value; the index into `Captured::environ_keys`.
+    /// An environ value, by key (`Entry::environ_values` holds them in format order).
     Environ(String),
     Time,
     Pid,

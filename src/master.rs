@@ -259,7 +259,8 @@ impl<'py, B: WorkerBody> Master<'py, B> {
         settings: Supervision,
         status: Option<StatusServer>,
     ) -> Master<'py, B> {
-        let watcher = settings.reload_roots.clone().map(Watcher::new);
+        let mut settings = settings;
+        let watcher = settings.reload_roots.take().map(Watcher::new);
         let now = Instant::now();
         Master {
             py,
@@ -350,9 +351,7 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             if self.status.is_some() && readable[1] {
                 self.serve_status();
             }
-            if self.reap()? {
-                return Err(BootFailed);
-            }
+            self.reap()?;
             self.check_timeouts();
             self.start_pending();
             self.poll_reload();
@@ -541,8 +540,8 @@ impl<'py, B: WorkerBody> Master<'py, B> {
 
     // ---- workers that end ------------------------------------------------------------------
 
-    /// Reaps workers that exited; returns true when the server cannot start at all.
-    fn reap(&mut self) -> Result<bool, BootFailed> {
+    /// Reaps workers that exited; fails when the server cannot start at all.
+    fn reap(&mut self) -> Result<(), BootFailed> {
         let mut i = 0;
         while i < self.children.len() {
             let pid = self.children[i].pid;
@@ -564,11 +563,11 @@ impl<'py, B: WorkerBody> Master<'py, B> {
                 // The first workers could not start: the worker already said why.
                 self.stop_all(libc::SIGTERM);
                 self.wait_all();
-                return Ok(true);
+                return Err(BootFailed);
             }
             self.on_exit(child, exit);
         }
-        Ok(false)
+        Ok(())
     }
 
     fn on_exit(&mut self, child: Child, exit: Exit) {
