@@ -235,6 +235,7 @@ impl Worker<'_> {
         // end (or leaks the batch if the kernel does not give them back).
         unsafe { self.driver.send(c.fd, token, bytes.as_ptr(), bytes.len()) };
         self.ops += 1;
+        self.sends_queued += 1;
     }
 
     pub(super) fn sweep_timeouts(&mut self) {
