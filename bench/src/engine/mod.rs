@@ -147,6 +147,22 @@ struct Worker<'a> {
     socket_error_shown: bool,
 }
 
+/// The batch for the next wait, after a wait for `awaited` responses brought `got` (the
+/// completions beside the sends') in `waited`. It doubles (up to `target`) while waits end
+/// within half of BATCH_WAIT with more than awaited (responses come in bunches faster than
+/// asked for), and drops to what came when a wait ran out. Responses trickling in one at a time
+/// are thus not held back by BATCH_WAIT turn after turn: on a server that is not saturated,
+/// holding an answer back delays the next request and lowers the throughput measured.
+fn next_batch(batch: u32, target: u32, awaited: u32, got: u32, waited: Duration) -> u32 {
+    if got < awaited {
+        got.max(1)
+    } else if got > awaited && waited < BATCH_WAIT / 2 {
+        batch.saturating_mul(2).min(target)
+    } else {
+        batch
+    }
+}
+
 /// Runs one thread's share of the load until the duration passes, the quota is done or
 /// `stop` is set.
 pub fn run_thread(
@@ -336,18 +352,9 @@ impl Worker<'_> {
             .max(1)
     }
 
-    /// Adapts the batch to how responses arrive (`got` counts the completions a wait brought
-    /// beside the sends'): it doubles (up to the target) while waits end within half of
-    /// BATCH_WAIT with more than awaited (responses come in bunches faster than asked for), and
-    /// drops to what came when a wait ran out. Responses trickling in one at a time are thus
-    /// not held back by BATCH_WAIT turn after turn: on a server that is not saturated, holding
-    /// an answer back delays the next request and would lower the throughput measured.
+    /// Adapts the batch to how the last wait went (see [`next_batch`]).
     fn adapt_batch(&mut self, awaited: u32, got: u32, waited: Duration) {
-        if got < awaited {
-            self.batch = got.max(1);
-        } else if got > awaited && waited < BATCH_WAIT / 2 {
-            self.batch = self.batch.saturating_mul(2).min(self.batch_target());
-        }
+        self.batch = next_batch(self.batch, self.batch_target(), awaited, got, waited);
     }
 
     fn quota_done(&self) -> bool {
@@ -410,5 +417,37 @@ impl Worker<'_> {
     /// True when the kernel still holds operations after `shutdown`.
     fn leaked(&self) -> bool {
         self.ops > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{next_batch, BATCH_WAIT};
+    use std::time::Duration;
+
+    const QUICK: Duration = Duration::from_micros(50);
+
+    #[test]
+    fn batch_grows_while_responses_come_faster_than_awaited() {
+        assert_eq!(next_batch(4, 37, 4, 6, QUICK), 8);
+        assert_eq!(
+            next_batch(32, 37, 32, 40, QUICK),
+            37,
+            "capped by the target"
+        );
+    }
+
+    #[test]
+    fn batch_holds_when_a_wait_is_met_exactly_or_slowly() {
+        // One response per wake-up: a trickle, not a burst.
+        assert_eq!(next_batch(1, 37, 1, 1, QUICK), 1);
+        // Met, but late in the window: a bigger batch would run out.
+        assert_eq!(next_batch(8, 37, 8, 9, BATCH_WAIT / 2), 8);
+    }
+
+    #[test]
+    fn batch_drops_to_what_came_when_a_wait_runs_out() {
+        assert_eq!(next_batch(37, 37, 37, 5, BATCH_WAIT), 5);
+        assert_eq!(next_batch(37, 37, 37, 0, BATCH_WAIT), 1, "never below one");
     }
 }
