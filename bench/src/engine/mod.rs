@@ -322,7 +322,10 @@ impl Worker<'_> {
                 .wait_batch(responses.saturating_add(sends), Some(timeout))
             {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.sends_queued = sends; // their completions still count next time
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
             self.driver.drain(&mut completions);
