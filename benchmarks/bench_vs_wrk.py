@@ -72,7 +72,7 @@ def build_bench() -> Path:
 
 
 def nginx_config(setup: str, prefix: Path, port: int) -> str:
-    """nginx.conf for SETUP ("debian" or "tuned"), everything under PREFIX."""
+    """The text of nginx.conf for SETUP ("debian" or "tuned"), everything under PREFIX."""
     common = f"""worker_processes 1;
 daemon off;
 master_process off;
@@ -96,12 +96,8 @@ http {{
     }}
 }}
 """
-    # Debian's nginx.conf and sites-available/default, as shipped (worker_processes 1).
-    (prefix / "html").mkdir(exist_ok=True)
-    page = next((Path(p) for p in WELCOME_PAGES if Path(p).exists()), None)
-    if page is None:
-        raise RuntimeError(f"no nginx welcome page among {WELCOME_PAGES}")
-    shutil.copy(page, prefix / "html" / "index.html")
+    # Debian's nginx.conf and sites-available/default, as shipped (worker_processes 1); the
+    # welcome page is copied to {prefix}/html by start_nginx.
     return f"""{common}events {{ worker_connections 768; }}
 http {{
     sendfile on;
@@ -124,6 +120,12 @@ http {{
 
 def start_nginx(binary: str, setup: str, cpu: str, prefix: Path, port: int) -> subprocess.Popen:
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    if setup == "debian":
+        page = next((Path(p) for p in WELCOME_PAGES if Path(p).exists()), None)
+        if page is None:
+            raise RuntimeError(f"no nginx welcome page among {WELCOME_PAGES}")
+        (prefix / "html").mkdir(exist_ok=True)
+        shutil.copy(page, prefix / "html" / "index.html")
     conf = prefix / "nginx.conf"
     conf.write_text(nginx_config(setup, prefix, port))
     process = subprocess.Popen(
