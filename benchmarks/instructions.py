@@ -5,13 +5,15 @@
     python3 benchmarks/instructions.py --only evserver-io_uring --workloads hello -n 5000
     python3 benchmarks/instructions.py --only bjoern,fastwsgi   # peers, from the compare venv
 
-The server runs under `valgrind --tool=callgrind`. A simple client sends the workload's
+The server runs under `valgrind --tool=callgrind` twice. A simple client sends the workload's
 requests one after another on keep-alive connections (a new connection per request for
-`close`, sixteen at a time for `pipeline`); after a warmup the counters are dumped, then N
-requests are sent and the counters dumped again: the second dump holds exactly the work of the
-N requests (startup, imports and warmup excluded), divided by N. Counts are user-space
-instructions only (the server process, Python included); the kernel's work is not counted, so
-compare syscalls separately (`strace -c -f`). Standard library only.
+`close`, sixteen at a time for `pipeline`): a warmup and N requests the first time, a warmup
+and 2N the second; the server then stops cleanly and callgrind writes the serving process's
+totals (evserver's worker, a fork of its master, gets a file of its own). The difference of
+the two totals is the work of N requests (startup, imports, warmup and shutdown cancel out),
+divided by N. Counts are user-space instructions only (the serving process, Python
+included); the kernel's work is not counted, so compare syscalls separately (`strace -c -f`).
+Standard library only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import glob
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -113,38 +116,36 @@ def total_instructions(path: str) -> int:
     return int(match.group(1))
 
 
-def dump(pid: int, out_prefix: str, before: set[str]) -> str:
-    """Ask callgrind to dump its counters now; return the new dump file."""
-    control = subprocess.Popen(
-        ["callgrind_control", "--dump", str(pid)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        new = set(glob.glob(f"{out_prefix}.*")) - before
-        if new and control.poll() is not None:
-            return max(new, key=lambda p: int(p.rsplit(".", 1)[1]))
-        time.sleep(0.2)
-    control.kill()
-    raise RuntimeError("callgrind did not dump its counters")
+def serving_total(out_base: str, master_pid: int) -> int:
+    """The instruction total of the process that served: the master's forked worker when
+    there is one (its own file), else the server process itself."""
+    files = {int(p.rsplit(".", 1)[1]): p for p in glob.glob(f"{out_base}.*")}
+    others = [pid for pid in files if pid != master_pid]
+    if len(others) > 1:
+        raise RuntimeError(f"several processes besides the master: {sorted(others)}")
+    pid = others[0] if others else master_pid
+    if pid not in files:
+        raise RuntimeError(f"callgrind wrote no file for the server in {out_base}.*")
+    return total_instructions(files[pid])
 
 
-def count(server: str, workload: Workload, args: argparse.Namespace) -> float:
-    """Instructions per request of WORKLOAD on SERVER."""
-    LOGS.mkdir(parents=True, exist_ok=True)
+def run_counted(server: str, workload: Workload, args: argparse.Namespace, requests: int) -> int:
+    """Starts SERVER under callgrind, sends the warmup and REQUESTS requests, stops it cleanly
+    and returns the serving process's instruction total."""
     port = free_port()
     out_dir = tempfile.mkdtemp(prefix="callgrind-", dir=LOGS)
-    out_prefix = os.path.join(out_dir, "callgrind.out")
+    out_base = os.path.join(out_dir, "callgrind.out")
     command = [
         "valgrind",
         "--tool=callgrind",
-        f"--callgrind-out-file={out_prefix}",
+        # One file per process: evserver's worker is a fork of its master.
+        f"--callgrind-out-file={out_base}.%p",
         "--trace-children=no",
         *args.valgrind_option,
         *SERVERS[server].command(args, port),
     ]
-    env = dict(os.environ)
+    # The same hash seed both times, so both runs do the same startup work.
+    env = dict(os.environ, PYTHONHASHSEED="0")
     if args.evserver_pythonpath and server.startswith("evserver"):
         env["PYTHONPATH"] = args.evserver_pythonpath
     stderr_path = LOGS / f"callgrind-{server}.stderr"
@@ -163,16 +164,36 @@ def count(server: str, workload: Workload, args: argparse.Namespace) -> float:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{server} did not start; see {stderr_path}") from None
                 time.sleep(0.5)
-        dump(process.pid, out_prefix, set())
-        before = set(glob.glob(f"{out_prefix}.*"))
-        client.send(args.requests)
-        path = dump(process.pid, out_prefix, before)
-        log(f"{server}, {workload.name}: the counted requests are in {path}")
+        client.send(requests)
         client.close()
-        requests = -(-args.requests // workload.pipeline) * workload.pipeline
-        return total_instructions(path) / requests
+        # A clean stop: the master stops its worker, and callgrind writes both totals.
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=300)
     finally:
         stop(process)
+    return serving_total(out_base, process.pid)
+
+
+def count(server: str, workload: Workload, args: argparse.Namespace) -> float:
+    """Instructions per request of WORKLOAD on SERVER."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    per_run = -(-args.requests // workload.pipeline) * workload.pipeline
+    once = run_counted(server, workload, args, per_run)
+    twice = run_counted(server, workload, args, 2 * per_run)
+    log(f"{server}, {workload.name}: {once:,} instructions with N requests, {twice:,} with 2N")
+    return (twice - once) / per_run
+
+
+def real_interpreter(python: str) -> str:
+    """The interpreter behind PYTHON, resolved: valgrind does not follow the exec of a
+    wrapper script (pyenv's shims are bash scripts)."""
+    out = subprocess.run(
+        [python, "-c", "import sys; print(sys.executable)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
 
 
 def main() -> int:
@@ -194,6 +215,8 @@ def main() -> int:
         help="extra valgrind option, e.g. --dump-instr=yes (repeatable)",
     )
     args = parser.parse_args()
+    if args.evserver_python:
+        args.evserver_python = real_interpreter(args.evserver_python)
     servers = [s for s in args.only.split(",") if s]
     workloads = [w for w in args.workloads.split(",") if w]
     bad = [s for s in servers if s not in CALLGRIND_SERVERS]
