@@ -126,7 +126,7 @@ pub struct Cli {
         long,
         value_name = "FORMAT",
         env = "EVSERVER_ACCESS_LOG_FORMAT",
-        default_value = crate::accesslog::COMMON_LOG_FORMAT
+        default_value = crate::worker::accesslog::COMMON_LOG_FORMAT
     )]
     pub access_log_format: String,
 

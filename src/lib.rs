@@ -1,22 +1,21 @@
-//! evserver's engine, the `evserver._evserver` extension module: the command line, the event
-//! loop and the WSGI layer.
+//! evserver's engine, the `evserver._evserver` extension module.
+//!
+//! Rooms, from the top: `serve` (the command: parse, bind, hand over to the master) and `cli`;
+//! `master/` (the supervising process: forks, signals, reloads, the status page);
+//! `worker/` (a worker process's event loop and connections); `wsgi/` (the Python side of a
+//! request: environ, the application call, the response iterable). What the processes share
+//! sits beside them: `listen` (addresses and listening sockets), `scoreboard` (figures in
+//! shared memory), `log` (Python logging). Below them are the crates: `evserver-http` (the
+//! codec) and `evserver-platform` (io_uring, epoll, kqueue).
 
 use pyo3::prelude::*;
 
-mod accesslog;
-mod body;
 mod cli;
-mod conn;
-mod fdwait;
 mod listen;
+mod log;
 mod master;
-mod outq;
-mod pylog;
-mod reload;
-mod response;
 mod scoreboard;
 mod serve;
-mod status;
 mod worker;
 mod wsgi;
 
@@ -55,6 +54,7 @@ fn _evserver(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<wsgi::input::Input>()?;
     m.add_class::<wsgi::start_response::StartResponse>()?;
     m.add_class::<wsgi::fdevent::FdeventWait>()?;
+    m.add_class::<wsgi::fdevent::FdeventSelect>()?;
     m.add_class::<wsgi::fdevent::TimeoutFlag>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

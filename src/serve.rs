@@ -2,13 +2,13 @@
 //! backend and hands over to the master, which forks the workers; each worker loads the
 //! application and runs its event loop.
 
-use crate::accesslog::Format;
 use crate::cli::{Backend, Cli, Framework};
 use crate::listen::{parse_address, Listener};
+use crate::log::Log;
+use crate::master::status::StatusServer;
 use crate::master::{Assignment, Master, Sockets, Supervision, WorkerBody, EXIT_BOOT_FAILURE};
-use crate::pylog::Log;
 use crate::scoreboard::{CellRef, Scoreboard, MAX_WORKERS};
-use crate::status::StatusServer;
+use crate::worker::accesslog::Format;
 use crate::worker::{Settings, Worker};
 use clap::Parser;
 use evserver_http::Limits;

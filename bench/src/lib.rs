@@ -9,13 +9,13 @@ pub mod regress;
 pub mod report;
 pub mod request;
 pub mod response;
-pub mod socket;
 pub mod stats;
 pub mod target;
 
 use clap::Parser;
 use cli::{exit, Args, Backend};
 use engine::{Progress, ThreadPlan};
+use evserver_platform::signals::StopFlag;
 use evserver_platform::Choice;
 use hdrhistogram::Histogram;
 use regress::Check;
@@ -24,10 +24,12 @@ use stats::Stats;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-use target::{RawAddr, Target, TargetError};
+use target::{Target, TargetError};
 
-/// Set by SIGINT during a run: the run stops early and reports what it measured.
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Raised by SIGINT during a run: the run stops early and reports what it measured.
+fn interrupted() -> &'static AtomicBool {
+    StopFlag::flag()
+}
 
 /// Runs `evserver bench` with `args` (the first one is the program name) and returns the
 /// exit status (see [`cli::exit`]).
@@ -137,9 +139,12 @@ fn run(args: &Args) -> Result<i32, Failed> {
         args.url, args.threads, args.connections
     );
 
-    raise_fd_limit(u64::from(args.connections) + 64);
+    // A connection needs an fd: where the limit stays too low, sockets that cannot be created
+    // count as connect errors and the first failure is reported.
+    let _ = evserver_platform::sys::raise_open_files_limit();
     let started_at = SystemTime::now();
-    let guard = SigintGuard::install();
+    // SIGINT stops the run (which then reports) instead of killing the process.
+    let guard = StopFlag::install(libc::SIGINT).ok();
     let mut runs = Vec::new();
     let mut hists = Vec::new();
     let mut backend_used = String::new();
@@ -164,7 +169,7 @@ fn run(args: &Args) -> Result<i32, Failed> {
         }
         runs.push(result);
         hists.push(hist);
-        if STOP.load(Ordering::Relaxed) {
+        if interrupted().load(Ordering::Relaxed) {
             break;
         }
     }
@@ -221,7 +226,7 @@ fn run(args: &Args) -> Result<i32, Failed> {
             }
         }
     }
-    if STOP.load(Ordering::Relaxed) {
+    if interrupted().load(Ordering::Relaxed) {
         let _ = writeln!(
             out,
             "  note: interrupted, the figures cover the time until then"
@@ -355,11 +360,17 @@ fn run_once(
     let share = |total: u64, i: usize| {
         total / threads as u64 + u64::from((i as u64) < total % threads as u64)
     };
+    let addr = p.target.endpoint.connect_addr().map_err(|e| {
+        Failed(
+            exit::RUNTIME,
+            format!("cannot connect to {}: {e}", args.url),
+        )
+    })?;
     let results = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|i| {
                 let plan = ThreadPlan {
-                    addr: Box::new(RawAddr::new(&p.target.endpoint)),
+                    addr: Box::new(addr.clone()),
                     batch: batch.clone().into_boxed_slice(),
                     request_len: p.request.len(),
                     pipeline: args.pipeline,
@@ -376,7 +387,7 @@ fn run_once(
                 let progress = &progress[i];
                 std::thread::Builder::new()
                     .name(format!("bench-{i}"))
-                    .spawn_scoped(s, move || engine::run_thread(plan, progress, &STOP))
+                    .spawn_scoped(s, move || engine::run_thread(plan, progress, interrupted()))
             })
             .collect();
         show_progress(&handles, &progress, measure_from, p.duration);
@@ -458,58 +469,5 @@ fn show_progress<T>(
     }
     if shown {
         let _ = write!(io::stderr(), "\r\x1b[2K");
-    }
-}
-
-/// Raises the soft limit on open files towards `wanted` (within the hard limit), as a
-/// connection needs one; where it stays too low, sockets that cannot be created count as
-/// connect errors and the first failure is reported.
-fn raise_fd_limit(wanted: u64) {
-    // SAFETY: getrlimit/setrlimit on a valid, exclusively borrowed rlimit struct.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return;
-        }
-        let wanted = wanted as libc::rlim_t;
-        if lim.rlim_cur < wanted {
-            lim.rlim_cur = wanted.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-/// SIGINT stops the run (which then reports) instead of killing the process; the previous
-/// handler comes back when the guard drops.
-struct SigintGuard {
-    old: libc::sigaction,
-}
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-impl SigintGuard {
-    fn install() -> SigintGuard {
-        STOP.store(false, Ordering::Relaxed);
-        // SAFETY: sigaction structs are plain data; the handler only stores to an atomic,
-        // which is async-signal-safe; `old` receives the previous disposition.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_sigint as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(libc::SIGINT, &sa, &mut old);
-            SigintGuard { old }
-        }
-    }
-}
-
-impl Drop for SigintGuard {
-    fn drop(&mut self) {
-        // SAFETY: restores the disposition saved by `install`.
-        unsafe {
-            libc::sigaction(libc::SIGINT, &self.old, std::ptr::null_mut());
-        }
     }
 }

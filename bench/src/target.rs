@@ -1,6 +1,7 @@
 //! The target: `http://HOST[:PORT][/PATH]` or `unix:/SOCKET[:/PATH]`, resolved once to a
 //! socket address that every connect reuses.
 
+use evserver_platform::ConnectAddr;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -118,62 +119,13 @@ fn split_host_port(authority: &str) -> Option<(&str, u16)> {
     }
 }
 
-/// A socket address in the form `connect(2)` takes, kept at a stable place while connects
-/// that read it are in flight.
-pub struct RawAddr {
-    storage: libc::sockaddr_storage,
-    len: libc::socklen_t,
-    pub family: libc::c_int,
-}
-
-impl RawAddr {
-    pub fn new(endpoint: &Endpoint) -> RawAddr {
-        // SAFETY: sockaddr_storage is plain data; all zeros is a valid value.
-        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let (len, family) = match endpoint {
-            Endpoint::Tcp(SocketAddr::V4(a)) => {
-                // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
-                let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
-                sin.sin_family = libc::AF_INET as libc::sa_family_t;
-                sin.sin_port = a.port().to_be();
-                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-                (std::mem::size_of::<libc::sockaddr_in>(), libc::AF_INET)
-            }
-            Endpoint::Tcp(SocketAddr::V6(a)) => {
-                // SAFETY: as above.
-                let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
-                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sin6.sin6_port = a.port().to_be();
-                sin6.sin6_addr.s6_addr = a.ip().octets();
-                sin6.sin6_flowinfo = a.flowinfo();
-                sin6.sin6_scope_id = a.scope_id();
-                (std::mem::size_of::<libc::sockaddr_in6>(), libc::AF_INET6)
-            }
-            Endpoint::Unix(path) => {
-                // SAFETY: as above.
-                let sun = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_un) };
-                sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
-                let bytes = path.as_os_str().as_encoded_bytes();
-                // The parser limits the path to 107 bytes, leaving the terminating NUL.
-                for (dst, &b) in sun.sun_path.iter_mut().zip(bytes) {
-                    *dst = b as libc::c_char;
-                }
-                (std::mem::size_of::<libc::sockaddr_un>(), libc::AF_UNIX)
-            }
-        };
-        RawAddr {
-            storage,
-            len: len as libc::socklen_t,
-            family,
+impl Endpoint {
+    /// The address the load generator connects to.
+    pub fn connect_addr(&self) -> std::io::Result<ConnectAddr> {
+        match self {
+            Endpoint::Tcp(addr) => Ok(ConnectAddr::tcp(*addr)),
+            Endpoint::Unix(path) => ConnectAddr::unix(path),
         }
-    }
-
-    pub fn as_ptr(&self) -> *const libc::sockaddr {
-        (&self.storage as *const libc::sockaddr_storage).cast()
-    }
-
-    pub fn addr_len(&self) -> libc::socklen_t {
-        self.len
     }
 }
 

@@ -1,6 +1,7 @@
-//! Fuzzes the connection's request framing (`Framer`: head, body, next pipelined request,
-//! keep-alive) on arbitrary bytes: no panic, events in a legal order, and the same requests
-//! and the same ending however the bytes are split into reads.
+//! Fuzzes the connection's request framing (`Framer`: head, body, 100 Continue, next pipelined
+//! request, keep-alive), the machine the server runs, on arbitrary bytes: no panic, events in
+//! a legal order, and the same requests and the same ending however the bytes are split into
+//! reads, and whether body bytes go through the buffer or straight in (`feed_body`).
 #![no_main]
 
 use evserver_fuzz::{read_size, split_input};
@@ -32,7 +33,7 @@ fn limits() -> Limits {
     }
 }
 
-fn run(data: &[u8], pieces: &[u8]) -> (Vec<Request>, End) {
+fn run(data: &[u8], pieces: &[u8], direct: bool) -> (Vec<Request>, End) {
     let mut framer = Framer::new(limits(), 128);
     let mut done = Vec::new();
     let mut current: Option<(Request, Option<u64>)> = None;
@@ -43,13 +44,21 @@ fn run(data: &[u8], pieces: &[u8]) -> (Vec<Request>, End) {
         let size = read_size(pieces, i, data.len());
         i += 1;
         let end = (at + size).min(data.len());
-        framer.feed(&data[at..end]);
+        let mut read = &data[at..end];
         at = end;
+        if direct {
+            if let Some((request, _)) = current.as_mut() {
+                let took = framer.feed_body(read, &mut request.body);
+                read = &read[took..];
+            }
+        }
+        framer.feed(read);
         loop {
             let mut body = Vec::new();
             match framer.poll(&mut body) {
-                Ok(Event::Head { bytes, head }) => {
+                Ok(Event::Head) => {
                     assert!(current.is_none(), "a head inside a request");
+                    let (head, bytes) = framer.head();
                     assert_eq!(bytes.len(), head.len);
                     let length = match head.body {
                         Some(BodyFraming::Length(n)) => Some(n),
@@ -63,6 +72,11 @@ fn run(data: &[u8], pieces: &[u8]) -> (Vec<Request>, End) {
                         keep_alive: head.keep_alive,
                     };
                     current = Some((request, length));
+                }
+                Ok(Event::Continue) => {
+                    let (request, _) = current.as_ref().expect("100 Continue outside a request");
+                    assert!(request.body.is_empty(), "100 Continue after body bytes");
+                    assert!(framer.head().0.expect_continue, "100 Continue not asked for");
                 }
                 Ok(Event::Body(n)) => {
                     assert_eq!(n, body.len());
@@ -103,10 +117,15 @@ fuzz_target!(|input: &[u8]| {
     let Some((pieces, data)) = split_input(input) else {
         return;
     };
-    let whole = run(data, &[]);
-    let split = run(data, pieces);
+    let whole = run(data, &[], false);
+    let split = run(data, pieces, false);
     assert_eq!(
         whole, split,
         "the outcome depends on how the bytes were split"
+    );
+    let direct = run(data, pieces, true);
+    assert_eq!(
+        whole, direct,
+        "the outcome depends on whether body bytes were fed directly"
     );
 });

@@ -111,9 +111,22 @@ fn two_digits(out: &mut [u8], n: u64) {
     out[1] = b'0' + (n % 10) as u8;
 }
 
+/// Formats `secs` since the Unix epoch as RFC 3339 in UTC, to the second
+/// (`2026-11-24T02:13:30Z`).
+pub fn rfc3339(secs: u64) -> String {
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let in_day = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60
+    )
+}
+
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01, after Howard Hinnant's
 /// `civil_from_days`, restricted to dates from 1970 on.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;
@@ -132,6 +145,12 @@ mod tests {
 
     fn text(secs: u64) -> String {
         String::from_utf8(imf_fixdate(secs).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_709_210_096), "2024-02-29T12:34:56Z"); // a leap day
     }
 
     #[test]

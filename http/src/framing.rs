@@ -1,15 +1,19 @@
 //! The request framing of one connection, in memory and without I/O: head, then body (by
-//! Content-Length or chunked), then the next pipelined request, until an error or a request
-//! that does not keep the connection alive.
+//! Content-Length or chunked, with `100 Continue` when the client waits for it), then the next
+//! pipelined request, until an error or a request that does not keep the connection alive.
+//! This is the machine the server runs, the fixtures drive and the fuzzer attacks.
 
 use crate::{parse_head, BodyFraming, ChunkedDecoder, Head, HttpError, Limits, Parsed};
 
 /// What [`Framer::poll`] found in the buffered input.
-#[derive(Debug)]
-pub enum Event<'a> {
-    /// A request head is complete. `bytes` is the head as received (the spans of `head` point
-    /// into it); its body, if any, follows as [`Event::Body`] and then [`Event::End`].
-    Head { bytes: &'a [u8], head: &'a Head },
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A request head is complete: [`Framer::head`] gives it until the next head. Its body, if
+    /// any, follows as [`Event::Body`] and then [`Event::End`].
+    Head,
+    /// The client sent `Expect: 100-continue` and none of the body yet: answer
+    /// `100 Continue` (given at most once per request, before any body byte arrived).
+    Continue,
     /// `n` more body bytes were decoded and appended to the caller's buffer.
     Body(usize),
     /// The request (head and body) is complete; `keep_alive` says whether another may follow.
@@ -24,10 +28,6 @@ pub enum Event<'a> {
 #[derive(Debug)]
 enum Phase {
     Head,
-    /// The head of `len` bytes was handed out and is dropped from the buffer on the next poll.
-    HeadSeen {
-        len: usize,
-    },
     Length {
         remaining: u64,
     },
@@ -38,16 +38,25 @@ enum Phase {
     Closed,
 }
 
+/// Consumed input beyond which the buffer is compacted before more is appended.
+const COMPACT_AT: usize = 16 * 1024;
+
 /// Splits a byte stream into requests. Errors are final: once `poll` fails it fails the same
 /// way forever, as the server answers the error and closes.
 #[derive(Debug)]
 pub struct Framer {
     limits: Limits,
     max_metadata: usize,
+    /// Received bytes; `buf[start..]` is not consumed yet.
     buf: Vec<u8>,
+    start: usize,
+    /// The last complete head, and its bytes (the spans of `head` point into them).
     head: Head,
+    head_bytes: Vec<u8>,
     phase: Phase,
     keep_alive: bool,
+    /// The current request waits for `100 Continue` and has not been given it.
+    continue_due: bool,
 }
 
 impl Framer {
@@ -57,86 +66,122 @@ impl Framer {
             limits,
             max_metadata,
             buf: Vec::new(),
+            start: 0,
             head: Head::default(),
+            head_bytes: Vec::new(),
             phase: Phase::Head,
             keep_alive: true,
+            continue_due: false,
         }
     }
 
-    /// Appends received bytes.
+    /// Appends received bytes (dropped once the connection failed or closed).
     pub fn feed(&mut self, bytes: &[u8]) {
-        if !matches!(self.phase, Phase::Closed | Phase::Failed(_)) {
-            self.buf.extend_from_slice(bytes);
+        if matches!(self.phase, Phase::Closed | Phase::Failed(_)) {
+            return;
         }
+        if self.start > 0 && (self.start >= COMPACT_AT || self.start * 2 >= self.buf.len()) {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Takes body bytes of a declared length straight from a read into `body` when nothing is
+    /// buffered ahead of them, sparing the copy through the framer's buffer. Returns how many
+    /// it took; give the rest (a pipelined request) to [`feed`](Self::feed). The bytes taken
+    /// are not reported as [`Event::Body`]; the end of the body is, by `poll`, as usual.
+    pub fn feed_body(&mut self, bytes: &[u8], body: &mut Vec<u8>) -> usize {
+        let Phase::Length { remaining } = &mut self.phase else {
+            return 0;
+        };
+        if self.start != self.buf.len() {
+            return 0;
+        }
+        let take = (*remaining).min(bytes.len() as u64) as usize;
+        body.extend_from_slice(&bytes[..take]);
+        *remaining -= take as u64;
+        if *remaining == 0 {
+            self.phase = Phase::Ending;
+        }
+        if take > 0 {
+            self.continue_due = false;
+        }
+        take
     }
 
     /// Bytes received and not consumed yet.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Whether the connection is between requests (no request started and unfinished).
     pub fn is_idle(&self) -> bool {
-        matches!(self.phase, Phase::Head | Phase::Closed) && self.buf.is_empty()
+        matches!(self.phase, Phase::Head | Phase::Closed) && self.buffered() == 0
+    }
+
+    /// Whether a head was read and its body is still being read.
+    pub fn in_body(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Length { .. } | Phase::Chunked(_) | Phase::Ending
+        )
+    }
+
+    /// The last complete head and the bytes its spans point into (valid from its
+    /// [`Event::Head`] until the next one).
+    pub fn head(&self) -> (&Head, &[u8]) {
+        (&self.head, &self.head_bytes)
     }
 
     /// Takes the next step the buffered input allows; decoded body bytes go to `body`.
-    pub fn poll(&mut self, body: &mut Vec<u8>) -> Result<Event<'_>, HttpError> {
+    pub fn poll(&mut self, body: &mut Vec<u8>) -> Result<Event, HttpError> {
+        if self.continue_due {
+            // Set only while a body is due; given once, and only before any of it arrived.
+            self.continue_due = false;
+            if self.buffered() == 0 {
+                return Ok(Event::Continue);
+            }
+        }
         loop {
             match &mut self.phase {
                 Phase::Failed(e) => return Err(*e),
                 Phase::Closed => return Ok(Event::Closed),
                 Phase::Ending => return Ok(self.end()),
-                Phase::HeadSeen { len } => {
-                    let len = *len;
-                    self.buf.drain(..len);
-                    self.phase = match self.head.body {
-                        Some(BodyFraming::Length(n)) if n > 0 => Phase::Length { remaining: n },
-                        Some(BodyFraming::Chunked) => Phase::Chunked(ChunkedDecoder::new(
-                            self.limits.max_body,
-                            self.max_metadata,
-                        )),
-                        _ => return Ok(self.end()),
+                Phase::Head => {
+                    if self.buffered() == 0 {
+                        return Ok(Event::NeedMore);
+                    }
+                    return match parse_head(&self.buf[self.start..], &self.limits, &mut self.head) {
+                        Ok(Parsed::Partial) => Ok(Event::NeedMore),
+                        Ok(Parsed::Complete) => {
+                            self.begin_request();
+                            Ok(Event::Head)
+                        }
+                        Err(e) => Err(self.fail(e)),
                     };
                 }
-                Phase::Head => {
-                    if self.buf.is_empty() {
-                        return Ok(Event::NeedMore);
-                    }
-                    match parse_head(&self.buf, &self.limits, &mut self.head) {
-                        Ok(Parsed::Partial) => return Ok(Event::NeedMore),
-                        Ok(Parsed::Complete) => {
-                            let len = self.head.len;
-                            self.keep_alive = self.head.keep_alive;
-                            self.phase = Phase::HeadSeen { len };
-                            return Ok(Event::Head {
-                                bytes: &self.buf[..len],
-                                head: &self.head,
-                            });
-                        }
-                        Err(e) => return Err(self.fail(e)),
-                    }
-                }
                 Phase::Length { remaining } => {
-                    if self.buf.is_empty() {
+                    let available = self.buf.len() - self.start;
+                    if available == 0 {
                         return Ok(Event::NeedMore);
                     }
-                    let take = (*remaining).min(self.buf.len() as u64) as usize;
+                    let take = (*remaining).min(available as u64) as usize;
                     *remaining -= take as u64;
-                    let done = *remaining == 0;
-                    body.extend(self.buf.drain(..take));
-                    if done {
+                    if *remaining == 0 {
                         self.phase = Phase::Ending;
                     }
+                    body.extend_from_slice(&self.buf[self.start..self.start + take]);
+                    self.consume(take);
                     return Ok(Event::Body(take));
                 }
                 Phase::Chunked(decoder) => {
                     let before = body.len();
-                    let step = match decoder.decode(&self.buf, body) {
+                    let step = match decoder.decode(&self.buf[self.start..], body) {
                         Ok(step) => step,
                         Err(e) => return Err(self.fail(e)),
                     };
-                    self.buf.drain(..step.consumed);
+                    self.consume(step.consumed);
                     let n = body.len() - before;
                     if step.done {
                         self.phase = Phase::Ending;
@@ -154,12 +199,41 @@ impl Framer {
         }
     }
 
+    /// The head just parsed at `start` becomes the current request's: its bytes are kept, the
+    /// input moves past them and the body's phase begins.
+    fn begin_request(&mut self) {
+        let len = self.head.len;
+        self.head_bytes.clear();
+        self.head_bytes
+            .extend_from_slice(&self.buf[self.start..self.start + len]);
+        self.consume(len);
+        self.keep_alive = self.head.keep_alive;
+        self.phase = match self.head.body {
+            Some(BodyFraming::Length(n)) if n > 0 => Phase::Length { remaining: n },
+            Some(BodyFraming::Chunked) => {
+                Phase::Chunked(ChunkedDecoder::new(self.limits.max_body, self.max_metadata))
+            }
+            _ => Phase::Ending,
+        };
+        self.continue_due = self.head.expect_continue && !matches!(self.phase, Phase::Ending);
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
     /// Ends the current request and decides whether the connection goes on.
-    fn end(&mut self) -> Event<'static> {
+    fn end(&mut self) -> Event {
+        self.continue_due = false;
         self.phase = if self.keep_alive {
             Phase::Head
         } else {
             self.buf.clear();
+            self.start = 0;
             Phase::Closed
         };
         Event::End {
@@ -170,6 +244,7 @@ impl Framer {
     fn fail(&mut self, e: HttpError) -> HttpError {
         self.phase = Phase::Failed(e);
         self.buf.clear();
+        self.start = 0;
         e
     }
 }
@@ -185,10 +260,14 @@ mod tests {
         let mut seen = Vec::new();
         loop {
             match framer.poll(&mut body) {
-                Ok(Event::Head { head, bytes }) => seen.push(format!(
-                    "head {}",
-                    String::from_utf8_lossy(head.path.of(bytes))
-                )),
+                Ok(Event::Head) => {
+                    let (head, bytes) = framer.head();
+                    seen.push(format!(
+                        "head {}",
+                        String::from_utf8_lossy(head.path.of(bytes))
+                    ))
+                }
+                Ok(Event::Continue) => seen.push("continue".into()),
                 Ok(Event::Body(n)) => seen.push(format!("body {n}")),
                 Ok(Event::End { keep_alive }) => seen.push(format!("end {keep_alive}")),
                 Ok(Event::NeedMore) => return (seen, None),
@@ -240,17 +319,72 @@ mod tests {
         let mut framer = Framer::new(Limits::default(), 4096);
         framer.feed(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab");
         let mut body = Vec::new();
-        assert!(matches!(framer.poll(&mut body), Ok(Event::Head { .. })));
-        assert!(matches!(framer.poll(&mut body), Ok(Event::Body(2))));
-        assert!(matches!(framer.poll(&mut body), Ok(Event::NeedMore)));
+        assert_eq!(framer.poll(&mut body), Ok(Event::Head));
+        assert!(framer.in_body());
+        assert_eq!(framer.poll(&mut body), Ok(Event::Body(2)));
+        assert_eq!(framer.poll(&mut body), Ok(Event::NeedMore));
         assert!(!framer.is_idle());
         framer.feed(b"cd");
-        assert!(matches!(framer.poll(&mut body), Ok(Event::Body(2))));
-        assert!(matches!(
-            framer.poll(&mut body),
-            Ok(Event::End { keep_alive: true })
-        ));
+        assert_eq!(framer.poll(&mut body), Ok(Event::Body(2)));
+        assert_eq!(framer.poll(&mut body), Ok(Event::End { keep_alive: true }));
         assert!(framer.is_idle());
         assert_eq!(body, b"abcd");
+    }
+
+    #[test]
+    fn continue_is_due_only_before_any_body_byte() {
+        let head =
+            b"PUT / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        let mut framer = Framer::new(Limits::default(), 4096);
+        framer.feed(head);
+        let mut body = Vec::new();
+        assert_eq!(framer.poll(&mut body), Ok(Event::Head));
+        assert_eq!(framer.poll(&mut body), Ok(Event::Continue));
+        assert_eq!(framer.poll(&mut body), Ok(Event::NeedMore));
+        framer.feed(b"ok");
+        assert_eq!(framer.poll(&mut body), Ok(Event::Body(2)));
+        assert_eq!(framer.poll(&mut body), Ok(Event::End { keep_alive: true }));
+
+        // The body came with the head: no 100 Continue.
+        let mut whole = head.to_vec();
+        whole.extend_from_slice(b"ok");
+        let (seen, _) = run(&whole);
+        assert_eq!(seen, ["head /", "body 2", "end true"]);
+    }
+
+    #[test]
+    fn body_bytes_fed_directly_skip_the_buffer() {
+        let mut framer = Framer::new(Limits::default(), 4096);
+        framer.feed(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n");
+        let mut body = Vec::new();
+        assert_eq!(framer.poll(&mut body), Ok(Event::Head));
+        assert_eq!(framer.poll(&mut body), Ok(Event::NeedMore));
+        let read = b"abcdGET / HTTP/1.1\r\nHost: t\r\n\r\n";
+        let took = framer.feed_body(read, &mut body);
+        assert_eq!(took, 4);
+        framer.feed(&read[took..]);
+        assert_eq!(framer.buffered(), read.len() - 4);
+        assert_eq!(framer.poll(&mut body), Ok(Event::End { keep_alive: true }));
+        assert_eq!(framer.poll(&mut body), Ok(Event::Head));
+        assert_eq!(framer.head().0.path.of(framer.head().1), b"/");
+        assert_eq!(body, b"abcd");
+        // Nothing is taken directly while bytes wait in the buffer, or outside a body.
+        assert_eq!(framer.feed_body(b"x", &mut body), 0);
+    }
+
+    #[test]
+    fn the_head_stays_readable_while_its_body_arrives() {
+        let mut framer = Framer::new(Limits::default(), 4096);
+        framer.feed(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 40000\r\n\r\n");
+        let mut body = Vec::new();
+        assert_eq!(framer.poll(&mut body), Ok(Event::Head));
+        for _ in 0..10 {
+            framer.feed(&[7u8; 4000]);
+            assert_eq!(framer.poll(&mut body), Ok(Event::Body(4000)));
+        }
+        assert_eq!(framer.poll(&mut body), Ok(Event::End { keep_alive: true }));
+        let (head, bytes) = framer.head();
+        assert_eq!(head.path.of(bytes), b"/up");
+        assert_eq!(body.len(), 40_000);
     }
 }

@@ -5,11 +5,12 @@
 
 pub mod chunked;
 pub mod date;
+pub mod encode;
 pub mod error;
 pub mod framing;
 pub mod percent;
 pub mod request;
-pub mod response;
+pub mod status;
 
 mod fields;
 mod scan;

@@ -108,5 +108,5 @@ fn default_limits_refuse_a_long_request_line_with_414() {
         parse(&buf, &mut Head::default()),
         Err(HttpError::RequestLineTooLong)
     );
-    assert_eq!(HttpError::RequestLineTooLong.status().0, 414);
+    assert_eq!(HttpError::RequestLineTooLong.status(), 414);
 }

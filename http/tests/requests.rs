@@ -85,11 +85,11 @@ fn check_invalid(fixture: &Fixture) -> Result<(), String> {
             fixture.name, outcome.end
         ));
     };
-    if format!("{error:?}") != *name || error.status().0 != status {
+    if format!("{error:?}") != *name || error.status() != status {
         return Err(format!(
             "{}: got {error:?} ({}), expected {name} ({status})",
             fixture.name,
-            error.status().0
+            error.status()
         ));
     }
     check_requests(fixture, &outcome)

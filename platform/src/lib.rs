@@ -28,6 +28,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+mod connect;
+mod gather;
 pub mod process;
 pub mod signals;
 pub mod sys;
@@ -37,6 +39,8 @@ mod poll;
 #[cfg(target_os = "linux")]
 mod uring;
 
+pub use connect::ConnectAddr;
+pub use gather::{Gather, MAX_BUFFERS};
 pub use token::{Token, OP_INTERNAL};
 
 /// A finished (or, for multishot operations, progressing) operation.
@@ -222,21 +226,16 @@ impl Driver {
         dispatch!(self, b => b.recv_multi(fd, token))
     }
 
-    /// Connects socket `fd` (non-blocking, not yet connected) to the address at `addr`
-    /// (`addr_len` bytes). The completion's result is 0 once connected, else a negated errno
-    /// (`-ECONNREFUSED`, `-ETIMEDOUT`, ...).
+    /// Connects socket `fd` (non-blocking, not yet connected, of `addr`'s family) to `addr`.
+    /// The completion's result is 0 once connected, else a negated errno (`-ECONNREFUSED`,
+    /// `-ETIMEDOUT`, ...).
     ///
     /// # Safety
-    /// `addr..addr+addr_len` must stay valid and unmoved until the completion.
-    pub unsafe fn connect(
-        &mut self,
-        fd: RawFd,
-        token: Token,
-        addr: *const libc::sockaddr,
-        addr_len: libc::socklen_t,
-    ) {
+    /// `addr` must stay valid and unmoved until the completion.
+    pub unsafe fn connect(&mut self, fd: RawFd, token: Token, addr: &ConnectAddr) {
+        let (ptr, len) = (addr.as_ptr(), addr.len());
         // SAFETY: forwarded contract.
-        dispatch!(self, b => unsafe { b.connect(fd, token, addr, addr_len) })
+        dispatch!(self, b => unsafe { b.connect(fd, token, ptr, len) })
     }
 
     /// Sends `len` bytes at `buf` (with MSG_NOSIGNAL). The completion's result is the number
@@ -249,14 +248,15 @@ impl Driver {
         dispatch!(self, b => unsafe { b.send(fd, token, buf, len) })
     }
 
-    /// Sends the gathered buffers of `msg` (with MSG_NOSIGNAL). The completion's result is
+    /// Sends the buffers of `gather` in order (with MSG_NOSIGNAL). The completion's result is
     /// the number of bytes sent, which may be short.
     ///
     /// # Safety
-    /// `msg`, its iovec array and every buffer it points to must stay valid and unmoved until
-    /// the completion.
-    pub unsafe fn sendmsg(&mut self, fd: RawFd, token: Token, msg: *const libc::msghdr) {
-        // SAFETY: forwarded contract.
+    /// `gather` and every buffer it lists must stay valid, unmoved and unchanged until the
+    /// completion.
+    pub unsafe fn sendmsg(&mut self, fd: RawFd, token: Token, gather: &mut Gather) {
+        let msg = gather.msghdr();
+        // SAFETY: forwarded contract: the header lives in `gather`.
         dispatch!(self, b => unsafe { b.sendmsg(fd, token, msg) })
     }
 

@@ -3,6 +3,13 @@
 use std::io;
 use std::os::fd::RawFd;
 
+/// Send flags: never block, never raise SIGPIPE. macOS lacks a dependable `MSG_NOSIGNAL`;
+/// accepted sockets get `SO_NOSIGPIPE` there instead.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())

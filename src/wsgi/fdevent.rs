@@ -8,7 +8,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyInt};
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -22,56 +21,89 @@ pub struct PendingWait {
     pub timeout: Option<Duration>,
 }
 
-/// Shared between the callables and the worker: whether a request is being driven right now,
-/// and the wait it recorded.
-#[derive(Default)]
-pub struct WaitSlot {
+/// The wait recorded on one thread: the callables write it while that thread drives a
+/// request's application code, and the driver takes it when the iterable yields. Each thread
+/// drives one request at a time, so a thread-local slot is the request's own.
+struct WaitSlot {
     driving: Cell<bool>,
     pending: RefCell<Option<PendingWait>>,
 }
 
-impl WaitSlot {
-    /// Marks the start (true) or end (false) of a call into the application.
-    pub fn set_driving(&self, driving: bool) {
-        self.driving.set(driving);
+thread_local! {
+    static SLOT: WaitSlot = const {
+        WaitSlot {
+            driving: Cell::new(false),
+            pending: RefCell::new(None),
+        }
+    };
+}
+
+/// The wait slot of the thread that made it, for the response driver running on that thread:
+/// looked up once, not on every chunk (in an extension module each thread-local access is a
+/// call into the dynamic linker).
+pub struct Waits {
+    /// Points at this thread's `SLOT`. The raw pointer also makes `Waits` neither `Send` nor
+    /// `Sync`: it never leaves the thread whose slot it names.
+    slot: *const WaitSlot,
+}
+
+impl Waits {
+    pub fn of_this_thread() -> Waits {
+        Waits {
+            slot: SLOT.with(|s| s as *const WaitSlot),
+        }
     }
 
-    /// Takes the recorded wait, if any.
+    fn slot(&self) -> &WaitSlot {
+        // SAFETY: `slot` is this thread's thread-local (Waits cannot move to another thread),
+        // which lives until the thread exits, after every Waits made on it is gone.
+        unsafe { &*self.slot }
+    }
+
+    /// Runs `f`, a call into the application for the request this thread drives: the
+    /// fdevent callables record waits only inside it.
+    pub fn driving<R>(&self, f: impl FnOnce() -> R) -> R {
+        let slot = self.slot();
+        slot.driving.set(true);
+        let result = f();
+        slot.driving.set(false);
+        result
+    }
+
+    /// Takes the wait the application recorded, if any.
     pub fn take(&self) -> Option<PendingWait> {
-        self.pending.take()
+        self.slot().pending.take()
     }
+}
 
-    pub fn has_pending(&self) -> bool {
-        self.pending.borrow().is_some()
-    }
-
-    /// Records `wait` for the request being driven.
-    fn record(&self, wait: PendingWait) -> PyResult<()> {
-        if !self.driving.get() {
+/// Records `wait` for the request this thread drives.
+fn record(wait: PendingWait) -> PyResult<()> {
+    SLOT.with(|s| {
+        if !s.driving.get() {
             return Err(PyRuntimeError::new_err(
                 "x-wsgiorg.fdevent: called outside the request the server is running",
             ));
         }
-        if self.has_pending() {
+        let mut pending = s.pending.borrow_mut();
+        if pending.is_some() {
             return Err(PyRuntimeError::new_err(
                 "x-wsgiorg.fdevent: a wait is already pending; yield it before waiting again",
             ));
         }
-        *self.pending.borrow_mut() = Some(wait);
+        *pending = Some(wait);
         Ok(())
-    }
+    })
 }
 
 /// `environ['x-wsgiorg.fdevent.readable']` and `...writable`.
-#[pyclass(module = "evserver._evserver", unsendable, frozen)]
+#[pyclass(module = "evserver._evserver", frozen)]
 pub struct FdeventWait {
     interest: Interest,
-    slot: Rc<WaitSlot>,
 }
 
 impl FdeventWait {
-    pub fn new(interest: Interest, slot: Rc<WaitSlot>) -> Self {
-        FdeventWait { interest, slot }
+    pub fn new(interest: Interest) -> Self {
+        FdeventWait { interest }
     }
 }
 
@@ -136,7 +168,7 @@ impl FdeventWait {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let fd = fd_of(fd)?;
         let timeout = timeout_of(timeout)?;
-        self.slot.record(PendingWait {
+        record(PendingWait {
             fds: vec![(fd, self.interest)],
             timeout,
         })?;
@@ -152,16 +184,8 @@ impl FdeventWait {
 }
 
 /// `environ['x-evserver.fdevent.select']`: a wait that ends when any of several fds is ready.
-#[pyclass(module = "evserver._evserver", unsendable, frozen)]
-pub struct FdeventSelect {
-    slot: Rc<WaitSlot>,
-}
-
-impl FdeventSelect {
-    pub fn new(slot: Rc<WaitSlot>) -> Self {
-        FdeventSelect { slot }
-    }
-}
+#[pyclass(module = "evserver._evserver", frozen)]
+pub struct FdeventSelect;
 
 /// Appends the fds of the iterable `list` (None: none) with `interest` to `out`.
 fn fds_of(
@@ -210,7 +234,7 @@ impl FdeventSelect {
             ));
         }
         let timeout = timeout_of(timeout)?;
-        self.slot.record(PendingWait { fds, timeout })?;
+        record(PendingWait { fds, timeout })?;
         Ok(PyBytes::new(py, b""))
     }
 

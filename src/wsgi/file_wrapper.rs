@@ -2,6 +2,7 @@
 //! iterating it reads blocks, for servers or middleware that cannot.
 
 use pyo3::prelude::*;
+use std::os::fd::RawFd;
 
 /// The `wsgi.file_wrapper` class.
 #[pyclass(module = "evserver._evserver")]
@@ -46,5 +47,43 @@ impl FileWrapper {
             close.call0()?;
         }
         Ok(())
+    }
+}
+
+/// A regular file being sent with sendfile: from `offset`, `remaining` bytes.
+pub struct FileSend {
+    pub fd: RawFd,
+    pub offset: i64,
+    pub remaining: u64,
+}
+
+/// The regular file behind a file-like object, from its current position to its end; `None`
+/// when it is not one (the wrapper is then iterated like any iterable).
+pub fn file_to_send(py: Python<'_>, filelike: &Bound<'_, PyAny>) -> Option<FileSend> {
+    let fd: RawFd = filelike
+        .call_method0(pyo3::intern!(py, "fileno"))
+        .ok()?
+        .extract()
+        .ok()?;
+    // SAFETY: fstat/lseek on an fd the application gave us; failures are reported as errors
+    // and we fall back to reading the file through Python.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+            return None;
+        }
+        let offset = match filelike.call_method0(pyo3::intern!(py, "tell")) {
+            Ok(pos) => pos.extract::<i64>().ok()?,
+            Err(_) => libc::lseek(fd, 0, libc::SEEK_CUR) as i64,
+        };
+        if offset < 0 {
+            return None;
+        }
+        let size = st.st_size as i64;
+        Some(FileSend {
+            fd,
+            offset,
+            remaining: size.saturating_sub(offset).max(0) as u64,
+        })
     }
 }

@@ -14,6 +14,13 @@ fn refcount<T>(_py: Python<'_>, obj: &Py<T>) -> isize {
     unsafe { pyo3::ffi::Py_REFCNT(obj.as_ptr()) }
 }
 
+/// The Python objects each request gets besides its environ.
+pub struct RequestObjects {
+    pub start_response: Starter,
+    /// `x-wsgiorg.fdevent.timeout`.
+    pub timeout_flag: Py<TimeoutFlag>,
+}
+
 /// Spare per-request objects, reset and ready.
 #[derive(Default)]
 pub struct Recycler {
@@ -22,31 +29,30 @@ pub struct Recycler {
 }
 
 impl Recycler {
-    /// A fresh `start_response` for a request: a spare one, else a new one.
-    pub fn start_response(&mut self, py: Python<'_>) -> PyResult<Starter> {
-        match self.start_responses.pop() {
-            Some(spare) => Ok(spare),
-            None => Starter::new(py),
-        }
-    }
-
-    /// A fresh timeout flag (false) for a request: a spare one, else a new one.
-    pub fn timeout_flag(&mut self, py: Python<'_>) -> PyResult<Py<TimeoutFlag>> {
-        match self.timeout_flags.pop() {
-            Some(spare) => Ok(spare),
-            None => Py::new(py, TimeoutFlag::default()),
-        }
+    /// Fresh objects for a request: spare ones, else new ones.
+    pub fn objects(&mut self, py: Python<'_>) -> PyResult<RequestObjects> {
+        let start_response = match self.start_responses.pop() {
+            Some(spare) => spare,
+            None => Starter::new(py)?,
+        };
+        let timeout_flag = match self.timeout_flags.pop() {
+            Some(spare) => spare,
+            None => Py::new(py, TimeoutFlag::default())?,
+        };
+        Ok(RequestObjects {
+            start_response,
+            timeout_flag,
+        })
     }
 
     /// Takes back the objects of a finished request. Only objects referenced from here alone
     /// are kept (an application that kept `start_response` or the environ keeps them alive,
     /// and they are left to it); they are reset to the state of new ones.
-    pub fn recycle(
-        &mut self,
-        py: Python<'_>,
-        start_response: Starter,
-        timeout_flag: Py<TimeoutFlag>,
-    ) {
+    pub fn recycle(&mut self, py: Python<'_>, objects: RequestObjects) {
+        let RequestObjects {
+            start_response,
+            timeout_flag,
+        } = objects;
         // The object is referenced by us and by its bound method, which only we reference.
         if refcount(py, &start_response.callable) == 1
             && refcount(py, &start_response.obj) == 2
@@ -75,14 +81,21 @@ mod tests {
         Python::initialize();
         Python::attach(|py| {
             let mut recycler = Recycler::default();
-            let sr = recycler.start_response(py).unwrap();
-            sr.obj.bind(py).borrow_mut().headers_sent = true;
-            let flag = recycler.timeout_flag(py).unwrap();
-            flag.get().set_outcome(None);
-            let (sr_ptr, flag_ptr) = (sr.obj.as_ptr(), flag.as_ptr());
-            recycler.recycle(py, sr, flag);
-            let sr = recycler.start_response(py).unwrap();
-            let flag = recycler.timeout_flag(py).unwrap();
+            let objects = recycler.objects(py).unwrap();
+            objects
+                .start_response
+                .obj
+                .bind(py)
+                .borrow_mut()
+                .headers_sent = true;
+            objects.timeout_flag.get().set_outcome(None);
+            let (sr_ptr, flag_ptr) = (
+                objects.start_response.obj.as_ptr(),
+                objects.timeout_flag.as_ptr(),
+            );
+            recycler.recycle(py, objects);
+            let objects = recycler.objects(py).unwrap();
+            let (sr, flag) = (&objects.start_response, &objects.timeout_flag);
             assert_eq!((sr.obj.as_ptr(), flag.as_ptr()), (sr_ptr, flag_ptr));
             assert!(!sr.obj.bind(py).borrow().headers_sent);
             assert!(!flag.bind(py).is_truthy().unwrap());
@@ -90,11 +103,10 @@ mod tests {
             // Still referenced elsewhere (an application kept them): not reused.
             let kept = (sr.callable.clone_ref(py), flag.clone_ref(py));
             let sr_ptr = sr.obj.as_ptr();
-            recycler.recycle(py, sr, flag);
-            let sr = recycler.start_response(py).unwrap();
-            let flag = recycler.timeout_flag(py).unwrap();
-            assert_ne!(sr.obj.as_ptr(), sr_ptr);
-            assert_ne!(flag.as_ptr(), kept.1.as_ptr());
+            recycler.recycle(py, objects);
+            let objects = recycler.objects(py).unwrap();
+            assert_ne!(objects.start_response.obj.as_ptr(), sr_ptr);
+            assert_ne!(objects.timeout_flag.as_ptr(), kept.1.as_ptr());
         });
     }
 }

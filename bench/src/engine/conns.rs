@@ -9,7 +9,7 @@ use std::time::Instant;
 impl Worker<'_> {
     /// Opens a socket for `slot` and starts connecting it.
     pub(super) fn open(&mut self, slot: u32) {
-        let fd = match crate::socket::new_socket(self.family) {
+        let fd = match self.plan.addr.new_socket() {
             Ok(fd) => fd,
             Err(e) => {
                 // Out of fds or the like: say so once, count it, leave the slot closed.
@@ -31,14 +31,7 @@ impl Worker<'_> {
         let token = c.token(OP_CONNECT, slot);
         // SAFETY: the address outlives the worker, whose shutdown waits for every operation
         // to end (or leaks the address if the kernel does not give them back).
-        unsafe {
-            self.driver.connect(
-                fd,
-                token,
-                self.plan.addr.as_ptr(),
-                self.plan.addr.addr_len(),
-            )
-        };
+        unsafe { self.driver.connect(fd, token, &self.plan.addr) };
         self.ops += 1;
     }
 

@@ -8,7 +8,7 @@
 
 use crate::response::ResponseParser;
 use crate::stats::Stats;
-use crate::target::RawAddr;
+use evserver_platform::ConnectAddr;
 use evserver_platform::{Choice, Completion, Config, Driver, Token};
 
 mod completions;
@@ -38,7 +38,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
 /// What one thread does.
 pub struct ThreadPlan {
-    pub addr: Box<RawAddr>,
+    pub addr: Box<ConnectAddr>,
     /// `pipeline` copies of the request, back to back.
     pub batch: Box<[u8]>,
     pub request_len: usize,
@@ -137,7 +137,6 @@ struct Worker<'a> {
     now: Instant,
     sec: usize,
     schedule: Option<Schedule>,
-    family: libc::c_int,
     /// Fast mode: how many responses a wait asks for (see `adapt_batch`).
     batch: u32,
     /// Sends queued since the last wait: they complete as they are submitted, so a wait for
@@ -215,7 +214,6 @@ pub fn run_thread(
             interval: 1.0 / r,
             k: 0,
         }),
-        family: plan.addr.family,
         batch: 1,
         sends_queued: 0,
         socket_error_shown: false,

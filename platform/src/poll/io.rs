@@ -3,12 +3,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
-/// Send flags: never block, never raise SIGPIPE. macOS lacks a dependable `MSG_NOSIGNAL`;
-/// accepted sockets get `SO_NOSIGPIPE` there instead.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+use crate::sys::SEND_FLAGS;
 
 /// The negated errno of `err`, as a completion result.
 pub(super) fn neg_errno(err: &io::Error) -> i32 {

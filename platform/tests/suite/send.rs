@@ -2,7 +2,7 @@
 //! not, errors as negated errnos, and no SIGPIPE.
 
 use super::{tok, Loop, PATIENCE};
-use evserver_platform::Completion;
+use evserver_platform::{Completion, Gather};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -68,19 +68,12 @@ fn sendmsg_sends_gathered_buffers_in_order() {
     let mut lp = Loop::new();
     let t = tok(2, 3);
     let parts: [&[u8]; 3] = [b"head ", b"middle ", b"tail"];
-    let iov: Vec<libc::iovec> = parts
-        .iter()
-        .map(|p| libc::iovec {
-            iov_base: p.as_ptr() as *mut libc::c_void,
-            iov_len: p.len(),
-        })
-        .collect();
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = iov.len() as _;
-    // SAFETY: `msg`, `iov` and `parts` outlive the completion awaited below.
-    unsafe { lp.driver.sendmsg(a.as_raw_fd(), t, &msg) };
+    let mut gather = Gather::new();
+    for part in parts {
+        gather.push(part.as_ptr(), part.len());
+    }
+    // SAFETY: `gather` and `parts` outlive the completion awaited below.
+    unsafe { lp.driver.sendmsg(a.as_raw_fd(), t, &mut gather) };
     let done = lp.until_final(t);
     assert_eq!(done.len(), 1, "{done:?}");
     assert_eq!(done[0].result, 16);

@@ -1,26 +1,14 @@
-//! A parked request's fdevent wait in flight: one poll per fd, the first to complete wins, the
-//! others are cancelled, and the request resumes once every poll has reported (so no stale
-//! completion can reach the next wait).
+//! Parked requests: the fdevent wait in flight of a running response (one poll per fd, the
+//! first to complete wins, the others are cancelled, and the request resumes once every poll
+//! has reported, so no stale completion can reach the next wait). The wait's whole state is
+//! here: [`InFlight`] in the response's `Running`, issued, completed and cancelled by the
+//! functions below.
 
-use crate::wsgi::fdevent::MAX_WAIT_FDS;
+use super::conn::{Conn, State};
+use super::op::Op;
+use super::Worker;
+use crate::wsgi::fdevent::{PendingWait, MAX_WAIT_FDS};
 use std::os::fd::RawFd;
-
-/// The operation kind of the poll for fd number `index` of a wait: `FIRST_OP + index`.
-pub const FIRST_OP: u8 = 0x40;
-
-const _: () = assert!(FIRST_OP as usize + MAX_WAIT_FDS <= 0xFF && MAX_WAIT_FDS <= 64);
-
-/// The operation kind for the poll of the wait's `index`-th fd.
-pub fn op_for(index: usize) -> u8 {
-    debug_assert!(index < MAX_WAIT_FDS);
-    FIRST_OP + index as u8
-}
-
-/// The index of the wait's fd that an operation kind polls, if it is a wait's poll.
-pub fn index_of(op: u8) -> Option<usize> {
-    let index = op.checked_sub(FIRST_OP)? as usize;
-    (index < MAX_WAIT_FDS).then_some(index)
-}
 
 /// How a wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,23 +87,73 @@ impl InFlight {
 }
 
 /// The indices of the bits set in `mask`.
-pub fn indices(mask: u64) -> impl Iterator<Item = usize> {
+fn indices(mask: u64) -> impl Iterator<Item = usize> {
     (0..64).filter(move |i| mask & (1u64 << i) != 0)
+}
+
+impl Worker<'_> {
+    /// Parks the running response on `wait`: one poll per fd; the first carries the timeout
+    /// (one timer per wait).
+    pub(super) fn park(&mut self, slot: u32, conn: &mut Conn, wait: &PendingWait) {
+        let generation = conn.generation;
+        let State::App(running) = &mut conn.state else {
+            return;
+        };
+        for (i, &(fd, interest)) in wait.fds.iter().enumerate() {
+            let timeout = if i == 0 { wait.timeout } else { None };
+            self.driver
+                .poll_fd(fd, interest, timeout, Op::wait(i).token(slot, generation));
+        }
+        conn.ops += wait.fds.len() as u32;
+        running.parked = Some(InFlight::new(wait.fds.iter().map(|&(fd, _)| fd).collect()));
+    }
+
+    /// Cancels every poll of the parked wait that has not reported; the response stays parked
+    /// until they have (each reports `-ECANCELED` or its natural result).
+    pub(super) fn cancel_wait(&mut self, slot: u32, conn: &Conn) {
+        let State::App(running) = &conn.state else {
+            return;
+        };
+        if let Some(wait) = &running.parked {
+            for i in indices(wait.pending()) {
+                self.driver.cancel(Op::wait(i).token(slot, conn.generation));
+            }
+        }
+    }
+
+    /// A poll of the parked wait reported: once the wait is over, the response resumes with
+    /// its outcome in the request's timeout flag.
+    pub(super) fn on_wait(&mut self, slot: u32, conn: &mut Conn, index: u8, result: i32) {
+        let generation = conn.generation;
+        let State::App(running) = &mut conn.state else {
+            return;
+        };
+        let Some(wait) = &mut running.parked else {
+            return;
+        };
+        let next = wait.complete(index as usize, result);
+        for i in indices(next.cancel) {
+            self.driver.cancel(Op::wait(i).token(slot, generation));
+        }
+        let Some(outcome) = next.resume else {
+            return; // the other polls of the wait have yet to report
+        };
+        running.parked = None;
+        let flag = running.response.timeout_flag.get();
+        match outcome {
+            Outcome::Ready(fd) => flag.set_outcome(Some(fd)),
+            Outcome::TimedOut => flag.set_outcome(None),
+            Outcome::Cancelled => return,
+        }
+        self.drive(slot, conn);
+        self.advance(slot, conn);
+        self.arm_recv(slot, conn);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ops_round_trip() {
-        for i in 0..MAX_WAIT_FDS {
-            assert_eq!(index_of(op_for(i)), Some(i));
-        }
-        assert_eq!(index_of(FIRST_OP - 1), None);
-        assert_eq!(index_of(FIRST_OP + MAX_WAIT_FDS as u8), None);
-        assert_eq!(index_of(0xFF), None);
-    }
 
     #[test]
     fn single_fd_resumes_at_once() {

@@ -1,9 +1,13 @@
-//! `--reload`: notices that a Python file under the watched directories was added, removed
-//! or changed, by comparing modification times (polled, so it works on every platform).
+//! Graceful reloads (SIGHUP, `--reload`): a new generation of workers starts, and the old
+//! one stops once every new worker accepts. `--reload` notices that a Python file under the
+//! watched directories was added, removed or changed, by comparing modification times
+//! (polled, so it works on every platform).
 
+use super::supervisor::{Master, Phase, WorkerBody};
+use evserver_platform::process;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Files beyond this many are not watched (a huge tree would make each poll slow).
 const MAX_FILES: usize = 20_000;
@@ -79,6 +83,82 @@ fn walk(dir: &Path, seen: &mut HashMap<PathBuf, SystemTime>) {
             if let Ok(mtime) = entry.metadata().and_then(|m| m.modified()) {
                 seen.insert(entry.path(), mtime);
             }
+        }
+    }
+}
+
+/// How often `--reload` looks at the files.
+pub(super) const RELOAD_POLL: Duration = Duration::from_secs(1);
+
+impl<B: WorkerBody> Master<'_, B> {
+    /// Starts a new generation of workers; the old ones stop gracefully once all new ones
+    /// accept connections, so no request is refused meanwhile.
+    pub(super) fn begin_reload(&mut self, why: &str) {
+        if self.stop.is_some() || !self.announced {
+            return;
+        }
+        if self.reloading {
+            self.log
+                .info(self.py, &format!("{why}: a reload is already under way"));
+            return;
+        }
+        self.log.info(
+            self.py,
+            &format!("{why}: starting {} fresh workers", self.desired),
+        );
+        self.reloading = true;
+        self.pending.clear();
+        for slot in 0..self.desired {
+            self.spawn(slot, true);
+        }
+    }
+
+    pub(super) fn finish_reload(&mut self) {
+        self.reloading = false;
+        let mut retired = 0;
+        for child in &mut self.children {
+            if child.next_generation {
+                child.next_generation = false;
+            } else if child.phase != Phase::Stopping {
+                child.phase = Phase::Stopping;
+                retired += 1;
+                let _ = process::send_signal(child.pid, libc::SIGTERM);
+            }
+        }
+        self.restarts += retired;
+        self.log.info(
+            self.py,
+            &format!("reload done: {retired} old workers stopping gracefully"),
+        );
+    }
+
+    pub(super) fn abort_reload(&mut self, name: &str) {
+        self.reloading = false;
+        self.log.error(
+            self.py,
+            &format!("reload failed ({name} did not boot); the running workers stay"),
+        );
+        for child in &mut self.children {
+            if child.next_generation {
+                child.next_generation = false;
+                child.phase = Phase::Stopping;
+                let _ = process::send_signal(child.pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    pub(super) fn poll_reload(&mut self) {
+        let now = Instant::now();
+        if now < self.next_reload_poll {
+            return;
+        }
+        self.next_reload_poll = now + RELOAD_POLL;
+        let Some(watcher) = &mut self.watcher else {
+            return;
+        };
+        if let Some(path) = watcher.changed() {
+            let why = format!("{} changed", path.display());
+            self.begin_reload(&why);
         }
     }
 }

@@ -4,11 +4,11 @@
 //! retires the old ones, SIGTTIN/SIGTTOU add and remove a worker. It also serves the status
 //! page and polls for `--reload`.
 
-use crate::listen::{Address, Endpoint, Listener};
-use crate::pylog::Log;
-use crate::reload::Watcher;
+use super::reload::{Watcher, RELOAD_POLL};
+use super::sockets::Sockets;
+use super::status::StatusServer;
+use crate::log::Log;
 use crate::scoreboard::{Scoreboard, MAX_WORKERS};
-use crate::status::{Snapshot, StatusServer, WorkerStatus};
 use evserver_platform::process::{self, Exit};
 use evserver_platform::signals::{Disposition, SignalPipe};
 use pyo3::prelude::*;
@@ -26,147 +26,6 @@ const TICK: Duration = Duration::from_millis(250);
 /// doubles each time (up to `MAX_RESPAWN_DELAY`), so a crash loop cannot spin.
 const QUICK_DEATH: Duration = Duration::from_secs(2);
 const MAX_RESPAWN_DELAY: Duration = Duration::from_secs(10);
-/// How often `--reload` looks at the files.
-const RELOAD_POLL: Duration = Duration::from_secs(1);
-
-/// The listeners of one `-l` address: one per worker slot (SO_REUSEPORT) or one shared.
-enum Socket {
-    PerSlot {
-        address: Address,
-        backlog: i32,
-        by_slot: Vec<Option<Listener>>,
-    },
-    Shared(Listener),
-}
-
-/// Every listening socket, held by the master for the workers' whole lives: a replaced
-/// worker's successor accepts from the same socket, so no queued connection is lost.
-pub struct Sockets {
-    sockets: Vec<Socket>,
-}
-
-impl Sockets {
-    /// Binds every address for `slots` workers. TCP addresses get one SO_REUSEPORT listener
-    /// per worker on Linux; unix sockets (and TCP elsewhere) one listener for all.
-    pub fn bind(
-        addresses: &[(String, Address)],
-        backlog: i32,
-        slots: usize,
-    ) -> Result<Sockets, String> {
-        let per_slot = cfg!(target_os = "linux");
-        let mut sockets = Vec::new();
-        for (text, address) in addresses {
-            let socket = match address {
-                Address::Tcp(addr) if per_slot => {
-                    // SO_REUSEPORT would let us share a port another server listens on:
-                    // a plain bind first tells whether it is taken.
-                    if addr.port() != 0 {
-                        drop(
-                            Listener::bind(address, 1, false)
-                                .map_err(|e| format!("cannot listen on {text}: {e}"))?,
-                        );
-                    }
-                    let first = Listener::bind(address, backlog, true)
-                        .map_err(|e| format!("cannot listen on {text}: {e}"))?;
-                    // Port 0 picked a port: the other slots bind that one.
-                    let actual = first.address.clone();
-                    let mut socket = Socket::PerSlot {
-                        address: actual,
-                        backlog,
-                        by_slot: vec![Some(first)],
-                    };
-                    for slot in 1..slots {
-                        Self::open_slot(&mut socket, slot)
-                            .map_err(|e| format!("cannot listen on {text}: {e}"))?;
-                    }
-                    socket
-                }
-                _ => Socket::Shared(
-                    Listener::bind(address, backlog, false)
-                        .map_err(|e| format!("cannot listen on {text}: {e}"))?,
-                ),
-            };
-            sockets.push(socket);
-        }
-        Ok(Sockets { sockets })
-    }
-
-    fn open_slot(socket: &mut Socket, slot: usize) -> std::io::Result<()> {
-        if let Socket::PerSlot {
-            address,
-            backlog,
-            by_slot,
-        } = socket
-        {
-            if by_slot.len() <= slot {
-                by_slot.resize_with(slot + 1, || None);
-            }
-            if by_slot[slot].is_none() {
-                by_slot[slot] = Some(Listener::bind(address, *backlog, true)?);
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes sure worker slot `slot` has its listeners (SIGTTIN beyond the first workers).
-    pub fn ensure_slot(&mut self, slot: usize) -> std::io::Result<()> {
-        for socket in &mut self.sockets {
-            Self::open_slot(socket, slot)?;
-        }
-        Ok(())
-    }
-
-    /// Closes the listeners of a slot no worker uses any more (SIGTTOU).
-    pub fn release_slot(&mut self, slot: usize) {
-        for socket in &mut self.sockets {
-            if let Socket::PerSlot { by_slot, .. } = socket {
-                if let Some(entry) = by_slot.get_mut(slot) {
-                    *entry = None;
-                }
-            }
-        }
-    }
-
-    /// The listeners a worker in `slot` accepts from, in `-l` order.
-    pub fn endpoints(&self, slot: usize) -> Vec<Endpoint> {
-        self.sockets
-            .iter()
-            .filter_map(|socket| match socket {
-                Socket::PerSlot { by_slot, .. } => by_slot
-                    .get(slot)
-                    .and_then(Option::as_ref)
-                    .map(Listener::endpoint),
-                Socket::Shared(l) => Some(l.endpoint()),
-            })
-            .collect()
-    }
-
-    /// Every listener fd not used by `slot` (a worker closes them).
-    pub fn foreign_fds(&self, slot: usize) -> Vec<RawFd> {
-        let mut fds = Vec::new();
-        for socket in &self.sockets {
-            if let Socket::PerSlot { by_slot, .. } = socket {
-                for (i, l) in by_slot.iter().enumerate() {
-                    if let (true, Some(l)) = (i != slot, l) {
-                        fds.push(l.fd());
-                    }
-                }
-            }
-        }
-        fds
-    }
-
-    /// The addresses for the ready line.
-    pub fn display(&self) -> Vec<String> {
-        self.sockets
-            .iter()
-            .map(|socket| match socket {
-                Socket::PerSlot { address, .. } => address.display(),
-                Socket::Shared(l) => l.display(),
-            })
-            .collect()
-    }
-}
 
 /// Where a new worker stands: its listener slot, its scoreboard cell and the pipe on which
 /// it tells the master it accepts connections.
@@ -195,7 +54,7 @@ pub struct Supervision {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Phase {
+pub(super) enum Phase {
     /// Forked, loading the application.
     Booting,
     Running,
@@ -203,47 +62,47 @@ enum Phase {
     Stopping,
 }
 
-struct Child {
-    pid: i32,
-    slot: usize,
-    cell: usize,
-    phase: Phase,
-    ready_fd: RawFd,
-    started: Instant,
+pub(super) struct Child {
+    pub(super) pid: i32,
+    pub(super) slot: usize,
+    pub(super) cell: usize,
+    pub(super) phase: Phase,
+    pub(super) ready_fd: RawFd,
+    pub(super) started: Instant,
     /// Part of the generation a SIGHUP (or --reload) is starting.
-    next_generation: bool,
+    pub(super) next_generation: bool,
     /// Killed for not turning its loop (`--timeout`).
-    timed_out: bool,
+    pub(super) timed_out: bool,
 }
 
-enum Stop {
+pub(super) enum Stop {
     Graceful(Instant),
     Immediate,
 }
 
 /// The supervisor's state.
 pub struct Master<'py, B: WorkerBody> {
-    py: Python<'py>,
-    log: Log,
-    body: B,
-    sockets: Sockets,
-    board: Rc<Scoreboard>,
-    settings: Supervision,
-    children: Vec<Child>,
+    pub(super) py: Python<'py>,
+    pub(super) log: Log,
+    pub(super) body: B,
+    pub(super) sockets: Sockets,
+    pub(super) board: Rc<Scoreboard>,
+    pub(super) settings: Supervision,
+    pub(super) children: Vec<Child>,
     /// Slots waiting to be (re)started, with when.
-    pending: Vec<(usize, Instant)>,
+    pub(super) pending: Vec<(usize, Instant)>,
     /// Consecutive quick deaths, for the respawn delay.
-    quick_deaths: u32,
-    desired: usize,
-    started: Instant,
-    restarts: u64,
-    stop: Option<Stop>,
-    announced: bool,
-    reloading: bool,
-    status: Option<StatusServer>,
-    watcher: Option<Watcher>,
-    next_reload_poll: Instant,
-    master_pid: u32,
+    pub(super) quick_deaths: u32,
+    pub(super) desired: usize,
+    pub(super) started: Instant,
+    pub(super) restarts: u64,
+    pub(super) stop: Option<Stop>,
+    pub(super) announced: bool,
+    pub(super) reloading: bool,
+    pub(super) status: Option<StatusServer>,
+    pub(super) watcher: Option<Watcher>,
+    pub(super) next_reload_poll: Instant,
+    pub(super) master_pid: u32,
 }
 
 /// Why the master ended without serving.
@@ -383,7 +242,7 @@ impl<'py, B: WorkerBody> Master<'py, B> {
     }
 
     /// Forks a worker for `slot`.
-    fn spawn(&mut self, slot: usize, next_generation: bool) {
+    pub(super) fn spawn(&mut self, slot: usize, next_generation: bool) {
         let Some(cell) = self.free_cell() else {
             self.log
                 .error(self.py, "no free scoreboard cell; not starting a worker");
@@ -705,125 +564,6 @@ impl<'py, B: WorkerBody> Master<'py, B> {
         }
         for child in self.children.drain(..) {
             let _ = process::send_signal(child.pid, libc::SIGKILL);
-        }
-    }
-
-    // ---- reloading (SIGHUP, --reload) ------------------------------------------------------
-
-    /// Starts a new generation of workers; the old ones stop gracefully once all new ones
-    /// accept connections, so no request is refused meanwhile.
-    fn begin_reload(&mut self, why: &str) {
-        if self.stop.is_some() || !self.announced {
-            return;
-        }
-        if self.reloading {
-            self.log
-                .info(self.py, &format!("{why}: a reload is already under way"));
-            return;
-        }
-        self.log.info(
-            self.py,
-            &format!("{why}: starting {} fresh workers", self.desired),
-        );
-        self.reloading = true;
-        self.pending.clear();
-        for slot in 0..self.desired {
-            self.spawn(slot, true);
-        }
-    }
-
-    fn finish_reload(&mut self) {
-        self.reloading = false;
-        let mut retired = 0;
-        for child in &mut self.children {
-            if child.next_generation {
-                child.next_generation = false;
-            } else if child.phase != Phase::Stopping {
-                child.phase = Phase::Stopping;
-                retired += 1;
-                let _ = process::send_signal(child.pid, libc::SIGTERM);
-            }
-        }
-        self.restarts += retired;
-        self.log.info(
-            self.py,
-            &format!("reload done: {retired} old workers stopping gracefully"),
-        );
-    }
-
-    fn abort_reload(&mut self, name: &str) {
-        self.reloading = false;
-        self.log.error(
-            self.py,
-            &format!("reload failed ({name} did not boot); the running workers stay"),
-        );
-        for child in &mut self.children {
-            if child.next_generation {
-                child.next_generation = false;
-                child.phase = Phase::Stopping;
-                let _ = process::send_signal(child.pid, libc::SIGKILL);
-            }
-        }
-    }
-
-    fn poll_reload(&mut self) {
-        let now = Instant::now();
-        if now < self.next_reload_poll {
-            return;
-        }
-        self.next_reload_poll = now + RELOAD_POLL;
-        let Some(watcher) = &mut self.watcher else {
-            return;
-        };
-        if let Some(path) = watcher.changed() {
-            let why = format!("{} changed", path.display());
-            self.begin_reload(&why);
-        }
-    }
-
-    // ---- status ----------------------------------------------------------------------------
-
-    fn snapshot(&self) -> Snapshot {
-        let now = process::monotonic_millis();
-        let mut workers: Vec<WorkerStatus> = self
-            .children
-            .iter()
-            .filter_map(|child| {
-                let cell = self.board.get(child.cell)?;
-                Some(WorkerStatus {
-                    slot: child.slot + 1,
-                    pid: child.pid,
-                    state: match child.phase {
-                        Phase::Booting => "booting",
-                        Phase::Running => "running",
-                        Phase::Stopping => "stopping",
-                    },
-                    backend: cell.backend_name(),
-                    connections: cell.connections.load(Relaxed),
-                    requests: cell.requests.load(Relaxed),
-                    parked: cell.parked.load(Relaxed),
-                    cpu_seconds: cell.cpu_micros.load(Relaxed) as f64 / 1e6,
-                    rss_bytes: cell.rss_bytes.load(Relaxed),
-                    heartbeat_age_ms: now.saturating_sub(cell.heartbeat_ms.load(Relaxed)),
-                })
-            })
-            .collect();
-        workers.sort_by_key(|w| (w.slot, w.pid));
-        Snapshot {
-            master_pid: self.master_pid,
-            uptime_seconds: self.started.elapsed().as_secs_f64(),
-            addresses: self.sockets.display(),
-            workers_desired: self.desired,
-            restarts: self.restarts,
-            workers,
-        }
-    }
-
-    fn serve_status(&mut self) {
-        let snapshot = self.snapshot();
-        if let Some(status) = &self.status {
-            let py = self.py;
-            py.detach(|| status.serve_pending(&snapshot));
         }
     }
 }

@@ -1,11 +1,15 @@
 //! The status server (`-s/--status`): an HTML page, a JSON document and Prometheus metrics
 //! with each worker's figures, served by the master from the scoreboard.
 
+use super::supervisor::{Master, Phase, WorkerBody};
 use crate::listen::Listener;
+use evserver_http::encode::write_server_head;
 use evserver_http::{parse_head, Head, Limits, Parsed};
+use evserver_platform::process;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::os::fd::RawFd;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// How long a status client may take to send its request or read the answer.
@@ -64,6 +68,52 @@ impl StatusServer {
     }
 }
 
+impl<B: WorkerBody> Master<'_, B> {
+    pub(super) fn snapshot(&self) -> Snapshot {
+        let now = process::monotonic_millis();
+        let mut workers: Vec<WorkerStatus> = self
+            .children
+            .iter()
+            .filter_map(|child| {
+                let cell = self.board.get(child.cell)?;
+                Some(WorkerStatus {
+                    slot: child.slot + 1,
+                    pid: child.pid,
+                    state: match child.phase {
+                        Phase::Booting => "booting",
+                        Phase::Running => "running",
+                        Phase::Stopping => "stopping",
+                    },
+                    backend: cell.backend_name(),
+                    connections: cell.connections.load(Relaxed),
+                    requests: cell.requests.load(Relaxed),
+                    parked: cell.parked.load(Relaxed),
+                    cpu_seconds: cell.cpu_micros.load(Relaxed) as f64 / 1e6,
+                    rss_bytes: cell.rss_bytes.load(Relaxed),
+                    heartbeat_age_ms: now.saturating_sub(cell.heartbeat_ms.load(Relaxed)),
+                })
+            })
+            .collect();
+        workers.sort_by_key(|w| (w.slot, w.pid));
+        Snapshot {
+            master_pid: self.master_pid,
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            addresses: self.sockets.display(),
+            workers_desired: self.desired,
+            restarts: self.restarts,
+            workers,
+        }
+    }
+
+    pub(super) fn serve_status(&mut self) {
+        let snapshot = self.snapshot();
+        if let Some(status) = &self.status {
+            let py = self.py;
+            py.detach(|| status.serve_pending(&snapshot));
+        }
+    }
+}
+
 fn answer(stream: &mut (impl Read + Write), snapshot: &Snapshot) {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -88,22 +138,25 @@ fn answer(stream: &mut (impl Read + Write), snapshot: &Snapshot) {
         }
     };
     let response = match parsed {
-        Err((status, reason)) => reply(status, reason, "text/plain", reason.to_string()),
+        Err(status) => reply(
+            status,
+            "text/plain",
+            format!("{}\n", evserver_http::status::reason(status)),
+        ),
         Ok(()) => {
             let method = head.method.of(&buf);
             if method != b"GET" && method != b"HEAD" {
-                reply(405, "Method Not Allowed", "text/plain", "use GET\n".into())
+                reply(405, "text/plain", "use GET\n".into())
             } else {
                 match head.path.of(&buf) {
-                    b"/" => reply(200, "OK", "text/html; charset=utf-8", render_html(snapshot)),
-                    b"/status.json" => reply(200, "OK", "application/json", render_json(snapshot)),
+                    b"/" => reply(200, "text/html; charset=utf-8", render_html(snapshot)),
+                    b"/status.json" => reply(200, "application/json", render_json(snapshot)),
                     b"/metrics" => reply(
                         200,
-                        "OK",
                         "text/plain; version=0.0.4; charset=utf-8",
                         render_metrics(snapshot),
                     ),
-                    _ => reply(404, "Not Found", "text/plain", "not found\n".into()),
+                    _ => reply(404, "text/plain", "not found\n".into()),
                 }
             }
         }
@@ -115,13 +168,10 @@ fn answer(stream: &mut (impl Read + Write), snapshot: &Snapshot) {
     }
 }
 
-fn reply(status: u16, reason: &str, content_type: &str, body: String) -> (Vec<u8>, String) {
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    (head.into_bytes(), body)
+fn reply(status: u16, content_type: &str, body: String) -> (Vec<u8>, String) {
+    let mut head = Vec::with_capacity(160);
+    write_server_head(&mut head, status, content_type, body.len(), true, None);
+    (head, body)
 }
 
 fn json_string(text: &str) -> String {

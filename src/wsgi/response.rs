@@ -1,20 +1,22 @@
-//! Drives one WSGI response: pulls chunks from the application's iterable while the send queue
-//! is under its high-water mark, frames them (Content-Length, chunked or close-delimited),
-//! parks on fdevent waits, sends files with sendfile, and calls `close()` exactly once.
+//! Drives one WSGI response: calls the application, pulls chunks from its iterable while the
+//! output is under its high-water mark, frames them (Content-Length, chunked or
+//! close-delimited), stops at fdevent waits, hands files to sendfile, and calls `close()`
+//! exactly once. It never sends: what must happen next is the [`Step`] it returns.
 
-use crate::fdwait::InFlight;
-use crate::outq::OutQueue;
-use crate::pylog::Log;
-use crate::wsgi::fdevent::{PendingWait, TimeoutFlag, WaitSlot};
-use crate::wsgi::file_wrapper::FileWrapper;
-use crate::wsgi::head::write_app_head;
-use crate::wsgi::start_response::Starter;
-use evserver_http::response::{response_has_body, write_error_response};
-use evserver_http::Version;
+use super::fdevent::{PendingWait, TimeoutFlag, Waits};
+use super::file_wrapper::{file_to_send, FileSend, FileWrapper};
+use super::head::write_app_head;
+use super::output::Output;
+use super::recycle::RequestObjects;
+use super::start_response::Starter;
+use crate::log::Log;
+use evserver_http::encode::{
+    finish_head, write_chunk, write_chunk_size, write_error_response, BodySize, Exchange, Framing,
+    CHUNK_END, LAST_CHUNK,
+};
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use std::os::fd::RawFd;
 
 /// Pull the next chunk only while less than this is waiting to be sent.
 pub const HIGH_WATER_MARK: usize = 64 * 1024;
@@ -23,9 +25,6 @@ pub const HIGH_WATER_MARK: usize = 64 * 1024;
 const SEQUENCE_HIGH_WATER_MARK: usize = 4 * 1024 * 1024;
 /// Chunks up to this size are copied into the send buffer; larger ones are sent in place.
 const COPY_LIMIT: usize = 4096;
-
-/// Keeps a borrowed chunk alive until it is sent.
-pub type Keep = Py<PyAny>;
 
 /// Where the body comes from.
 enum Source {
@@ -42,31 +41,16 @@ enum Source {
     Exhausted,
 }
 
-/// A file being sent with sendfile.
-pub struct FileSend {
-    pub fd: RawFd,
-    pub offset: i64,
-    pub remaining: u64,
-}
-
-/// How the body is delimited on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    NoBody,
-    Length { declared: u64 },
-    Chunked,
-    UntilClose,
-}
-
 /// What the connection must do next for this response.
 pub enum Step {
-    /// Start a send (if none is in flight) and submit it, then drive again.
+    /// Hand what is queued to the kernel, then drive again.
     Flush,
-    /// Park until the application's fd is ready or the wait times out.
+    /// Park until one of the wait's fds is ready or its timeout passes.
     Park(PendingWait),
-    /// Wait until the send queue drains below the high-water mark.
+    /// Wait until the output drains below the high-water mark.
     AwaitSend,
-    /// Send `file` with sendfile once the queue is empty.
+    /// Send the file (see [`Response::file`]) once the output is empty, then call
+    /// [`Response::end_body`].
     SendFile,
     /// The response is complete and `close()` was called.
     Done { keep_alive: bool },
@@ -74,17 +58,12 @@ pub enum Step {
     Abort,
 }
 
-/// Everything about the request a response needs.
-pub struct RequestInfo {
-    pub version: Version,
-    pub is_head: bool,
-    pub keep_alive: bool,
-}
-
-/// Shared per-worker things a response uses while it runs.
+/// Per-thread things a response uses while it runs.
 pub struct Ctx<'a> {
     pub log: &'a Log,
-    pub wait_slot: &'a WaitSlot,
+    /// This thread's fdevent wait slot.
+    pub waits: &'a Waits,
+    /// The current Date header value.
     pub date: &'a [u8],
     /// Set when the application raised KeyboardInterrupt or SystemExit.
     pub stop_requested: &'a mut bool,
@@ -95,26 +74,15 @@ pub struct Response {
     result: Option<Py<PyAny>>,
     source: Source,
     start_response: Starter,
+    /// The request's `x-wsgiorg.fdevent.timeout`, set on every resume.
     pub timeout_flag: Py<TimeoutFlag>,
-    request: RequestInfo,
+    exchange: Exchange,
     known_length: Option<u64>,
     framing: Option<Framing>,
     body_sent: u64,
     pub status: u16,
     /// Body bytes beyond the application's Content-Length were dropped.
     overrun: bool,
-    /// The fdevent wait in flight while the request is parked.
-    pub parked: Option<InFlight>,
-    /// What the access log needs of the request, when the access log is on.
-    pub access: Option<Box<AccessRecord>>,
-}
-
-/// The request's side of an access-log line, captured when the request arrived.
-pub struct AccessRecord {
-    pub captured: Vec<String>,
-    pub started: std::time::Instant,
-    /// Kept when the format reads environ values.
-    pub environ: Option<Py<pyo3::types::PyDict>>,
 }
 
 fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
@@ -123,43 +91,39 @@ fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
 
 impl Response {
     /// Calls the application and prepares to drive what it returned. Errors in the call
-    /// itself produce a 500 response here.
-    #[allow(clippy::too_many_arguments)]
+    /// itself produce a 500 response here (the step is then `Some`).
     pub fn start(
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
         environ: &Bound<'_, PyAny>,
-        start_response: Starter,
-        timeout_flag: Py<TimeoutFlag>,
-        request: RequestInfo,
+        objects: RequestObjects,
+        exchange: Exchange,
         ctx: &mut Ctx<'_>,
-        out: &mut OutQueue<Keep>,
+        out: &mut impl Output,
     ) -> (Response, Option<Step>) {
         let mut response = Response {
             result: None,
             source: Source::Exhausted,
-            start_response,
-            timeout_flag,
-            request,
+            start_response: objects.start_response,
+            timeout_flag: objects.timeout_flag,
+            exchange,
             known_length: None,
             framing: None,
             body_sent: 0,
             status: 0,
             overrun: false,
-            parked: None,
-            access: None,
         };
-        ctx.wait_slot.set_driving(true);
-        let called = app.call1((environ, response.start_response.callable.bind(py)));
-        ctx.wait_slot.set_driving(false);
+        let called = ctx
+            .waits
+            .driving(|| app.call1((environ, response.start_response.callable.bind(py))));
         match called {
             Ok(result) => {
-                if let Err(err) = response.prepare(py, &result) {
-                    response.result = Some(result.unbind());
+                let prepared = response.prepare(py, &result);
+                response.result = Some(result.unbind());
+                if let Err(err) = prepared {
                     let step = response.fail(py, ctx, out, "the application's response", err);
                     return (response, Some(step));
                 }
-                response.result = Some(result.unbind());
                 (response, None)
             }
             Err(err) => {
@@ -217,7 +181,7 @@ impl Response {
 
     /// The per-request objects, once the response is over; the iterable and everything it
     /// held are released first.
-    pub fn into_parts(self) -> (Starter, Py<TimeoutFlag>) {
+    pub fn into_objects(self) -> RequestObjects {
         let Response {
             result,
             source,
@@ -226,7 +190,10 @@ impl Response {
             ..
         } = self;
         drop((result, source));
-        (start_response, timeout_flag)
+        RequestObjects {
+            start_response,
+            timeout_flag,
+        }
     }
 
     /// The file to send, once the head is out.
@@ -247,7 +214,7 @@ impl Response {
     }
 
     /// Pulls and queues chunks until something must wait. Never blocks.
-    pub fn drive(&mut self, py: Python<'_>, ctx: &mut Ctx<'_>, out: &mut OutQueue<Keep>) -> Step {
+    pub fn drive(&mut self, py: Python<'_>, ctx: &mut Ctx<'_>, out: &mut impl Output) -> Step {
         loop {
             let mark = match self.source {
                 Source::Sequence { .. } => SEQUENCE_HIGH_WATER_MARK,
@@ -256,8 +223,11 @@ impl Response {
             if out.unsent() >= mark {
                 return Step::AwaitSend;
             }
+            // The wait the application recorded, taken right after the call that could.
+            let mut wait = None;
             let chunk = match &mut self.source {
                 Source::Sequence { obj, index, len } => {
+                    wait = ctx.waits.take();
                     if *index < *len {
                         let item = obj.bind(py).get_item(*index);
                         *index += 1;
@@ -267,12 +237,13 @@ impl Response {
                     }
                 }
                 Source::Iter(iter) => {
-                    ctx.wait_slot.set_driving(true);
-                    // SAFETY: `iter` came from `try_iter`, so it is an iterator object.
-                    let next = unsafe {
-                        Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyIter_Next(iter.as_ptr()))
-                    };
-                    ctx.wait_slot.set_driving(false);
+                    let next = ctx.waits.driving(|| {
+                        // SAFETY: `iter` came from `try_iter`, so it is an iterator object.
+                        unsafe {
+                            Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyIter_Next(iter.as_ptr()))
+                        }
+                    });
+                    wait = ctx.waits.take();
                     match next {
                         Some(item) => Some(Ok(item)),
                         None => PyErr::take(py).map(Err),
@@ -308,21 +279,21 @@ impl Response {
                     return self.fail(py, ctx, out, "the response iterable", err);
                 }
             };
-            let data = bytes.as_bytes();
-            if !data.is_empty() {
+            let sent = !bytes.as_bytes().is_empty();
+            if sent {
                 if let Err(step) = self.ensure_head(py, ctx, out) {
                     return step;
                 }
-                self.queue_body(bytes.as_any(), data, out);
+                self.queue_body(&bytes, out);
             }
             if self.framing == Some(Framing::NoBody) {
                 // HEAD, 204, 304: nothing more will be sent, so stop pulling.
                 return self.end_body(py, ctx, out);
             }
-            if let Some(wait) = ctx.wait_slot.take() {
+            if let Some(wait) = wait {
                 return Step::Park(wait);
             }
-            if !data.is_empty() && matches!(self.source, Source::Iter(_)) && !out.in_flight() {
+            if sent && matches!(self.source, Source::Iter(_)) && !out.in_flight() {
                 // PEP 3333: a block must be on its way before the application makes the next.
                 return Step::Flush;
             }
@@ -334,7 +305,7 @@ impl Response {
         &mut self,
         py: Python<'_>,
         ctx: &mut Ctx<'_>,
-        out: &mut OutQueue<Keep>,
+        out: &mut impl Output,
     ) -> Result<(), Step> {
         let written = {
             let mut sr = self.start_response.obj.bind(py).borrow_mut();
@@ -354,14 +325,14 @@ impl Response {
         }
         self.ensure_head(py, ctx, out)?;
         for chunk in written {
-            let chunk = chunk.into_bound(py);
-            self.queue_body(chunk.as_any(), chunk.as_bytes(), out);
+            self.queue_body(chunk.bind(py), out);
         }
         Ok(())
     }
 
-    fn queue_body(&mut self, keep: &Bound<'_, PyAny>, data: &[u8], out: &mut OutQueue<Keep>) {
+    fn queue_body(&mut self, bytes: &Bound<'_, PyBytes>, out: &mut impl Output) {
         let framing = self.framing.unwrap_or(Framing::NoBody);
+        let data = bytes.as_bytes();
         let data = match framing {
             Framing::NoBody => return,
             Framing::Length { declared } => {
@@ -381,33 +352,30 @@ impl Response {
         self.body_sent += data.len() as u64;
         let chunked = framing == Framing::Chunked;
         if data.len() <= COPY_LIMIT {
-            let mut w = out.copy_buffer();
-            let buf = w.buf();
-            if chunked {
-                write_chunk_size(buf, data.len());
-            }
-            buf.extend_from_slice(data);
-            if chunked {
-                buf.extend_from_slice(b"\r\n");
-            }
+            out.write_with(|buf| {
+                if chunked {
+                    write_chunk(buf, data);
+                } else {
+                    buf.extend_from_slice(data);
+                }
+            });
         } else {
             if chunked {
-                let mut w = out.copy_buffer();
-                write_chunk_size(w.buf(), data.len());
+                out.write_with(|buf| write_chunk_size(buf, data.len()));
             }
-            out.push_borrowed(keep.clone().unbind(), data.as_ptr(), data.len());
+            out.push_kept(bytes, data.len());
             if chunked {
-                out.push_copy(b"\r\n");
+                out.push_copy(CHUNK_END);
             }
         }
     }
 
-    /// Sends the head if it is not out yet.
+    /// Queues the head if it is not out yet.
     fn ensure_head(
         &mut self,
         py: Python<'_>,
         ctx: &mut Ctx<'_>,
-        out: &mut OutQueue<Keep>,
+        out: &mut impl Output,
     ) -> Result<(), Step> {
         if self.framing.is_some() {
             return Ok(());
@@ -425,78 +393,46 @@ impl Response {
                 }
             }
         };
-        let mut w = out.copy_buffer();
-        let buf = w.buf();
-        let mark = buf.len();
-        let app = match write_app_head(buf, status.bind(py), headers.bind(py)) {
-            Ok(app) => app,
+        let body = match (self.known_length, &self.source) {
+            (Some(n), _) => BodySize::Known(n),
+            (None, Source::Exhausted) => BodySize::Ended,
+            (None, _) => BodySize::Streamed,
+        };
+        let exchange = self.exchange;
+        let written = out.write_with(|buf| {
+            let mark = buf.len();
+            let head = write_app_head(buf, status.bind(py), headers.bind(py));
+            match head {
+                Ok(app) => Ok((app, finish_head(buf, &app, exchange, body, ctx.date))),
+                Err(e) => {
+                    buf.truncate(mark);
+                    Err(e)
+                }
+            }
+        });
+        let (app, end) = match written {
+            Ok(done) => done,
             Err(e) => {
-                buf.truncate(mark);
-                drop(w);
                 let err = pyo3::exceptions::PyValueError::new_err(e.0);
                 return Err(self.fail(py, ctx, out, "the application's headers", err));
             }
         };
         self.status = app.status;
-        if app.close {
-            self.request.keep_alive = false;
-        }
-        let has_body = response_has_body(self.request.is_head, app.status);
-        let framing = match (app.content_length, self.known_length) {
-            (Some(n), _) => Framing::Length { declared: n },
-            (None, Some(n)) => {
-                if app.status >= 200 && app.status != 204 {
-                    write_length(buf, n);
-                }
-                Framing::Length { declared: n }
-            }
-            (None, None) if !has_body => Framing::NoBody,
-            (None, None) if matches!(self.source, Source::Exhausted) => {
-                // The iterable ended before any body: an empty body of known length.
-                if app.status >= 200 && app.status != 204 {
-                    write_length(buf, 0);
-                }
-                Framing::Length { declared: 0 }
-            }
-            (None, None) if self.request.version == Version::Http11 => {
-                buf.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-                Framing::Chunked
-            }
-            (None, None) => {
-                self.request.keep_alive = false;
-                Framing::UntilClose
-            }
-        };
-        let framing = if has_body { framing } else { Framing::NoBody };
+        self.exchange.keep_alive = end.keep_alive;
         if let Source::File(file) = &mut self.source {
-            file.remaining = match framing {
+            file.remaining = match end.framing {
                 Framing::Length { declared } => file.remaining.min(declared),
                 Framing::NoBody => 0,
                 _ => file.remaining,
             };
         }
-        if !app.has_date {
-            buf.extend_from_slice(b"Date: ");
-            buf.extend_from_slice(ctx.date);
-            buf.extend_from_slice(b"\r\n");
-        }
-        if !app.has_server {
-            buf.extend_from_slice(b"Server: evserver\r\n");
-        }
-        if !self.request.keep_alive {
-            buf.extend_from_slice(b"Connection: close\r\n");
-        } else if self.request.version == Version::Http10 {
-            buf.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
-        buf.extend_from_slice(b"\r\n");
-        drop(w);
-        self.framing = Some(framing);
+        self.framing = Some(end.framing);
         self.start_response.obj.bind(py).borrow_mut().headers_sent = true;
         Ok(())
     }
 
     /// The iterable is exhausted: finish the framing and call `close()`.
-    fn finish(&mut self, py: Python<'_>, ctx: &mut Ctx<'_>, out: &mut OutQueue<Keep>) -> Step {
+    fn finish(&mut self, py: Python<'_>, ctx: &mut Ctx<'_>, out: &mut impl Output) -> Step {
         self.source = Source::Exhausted;
         if let Err(step) = self.ensure_head(py, ctx, out) {
             return step;
@@ -505,15 +441,10 @@ impl Response {
     }
 
     /// Completes the body after the last chunk (or the file) and closes the iterable.
-    pub fn end_body(
-        &mut self,
-        py: Python<'_>,
-        ctx: &mut Ctx<'_>,
-        out: &mut OutQueue<Keep>,
-    ) -> Step {
+    pub fn end_body(&mut self, py: Python<'_>, ctx: &mut Ctx<'_>, out: &mut impl Output) -> Step {
         self.source = Source::Exhausted;
         match self.framing {
-            Some(Framing::Chunked) => out.push_copy(b"0\r\n\r\n"),
+            Some(Framing::Chunked) => out.push_copy(LAST_CHUNK),
             Some(Framing::Length { declared }) if self.body_sent < declared => {
                 ctx.log.error(
                     py,
@@ -522,9 +453,9 @@ impl Response {
                         self.body_sent, declared
                     ),
                 );
-                self.request.keep_alive = false;
+                self.exchange.keep_alive = false;
             }
-            Some(Framing::UntilClose) => self.request.keep_alive = false,
+            Some(Framing::UntilClose) => self.exchange.keep_alive = false,
             _ => {}
         }
         if self.overrun {
@@ -532,11 +463,11 @@ impl Response {
                 py,
                 "the application sent more than its Content-Length; the rest was dropped and the connection closed",
             );
-            self.request.keep_alive = false;
+            self.exchange.keep_alive = false;
         }
         self.close_iterable(py, ctx);
         Step::Done {
-            keep_alive: self.request.keep_alive,
+            keep_alive: self.exchange.keep_alive,
         }
     }
 
@@ -546,7 +477,7 @@ impl Response {
         &mut self,
         py: Python<'_>,
         ctx: &mut Ctx<'_>,
-        out: &mut OutQueue<Keep>,
+        out: &mut impl Output,
         place: &str,
         err: PyErr,
     ) -> Step {
@@ -556,29 +487,32 @@ impl Response {
         ctx.log.exception(py, &format!("Error in {place}"), &err);
         self.source = Source::Exhausted;
         self.close_iterable(py, ctx);
-        ctx.wait_slot.take();
+        ctx.waits.take();
         if self.framing.is_some() {
             return Step::Abort;
         }
-        self.status = 500;
-        let mut w = out.copy_buffer();
-        write_error_response(
-            w.buf(),
-            500,
-            "Internal Server Error",
-            "the application failed; see the server log",
-            ctx.date,
-        );
-        drop(w);
+        self.answer_by_server(500, "the application failed; see the server log", ctx, out)
+    }
+
+    /// The head has not gone out: the server answers instead (and closes).
+    fn answer_by_server(
+        &mut self,
+        code: u16,
+        detail: &str,
+        ctx: &mut Ctx<'_>,
+        out: &mut impl Output,
+    ) -> Step {
+        self.status = code;
+        out.write_with(|buf| write_error_response(buf, code, detail, ctx.date));
         self.framing = Some(Framing::NoBody);
-        self.request.keep_alive = false;
+        self.exchange.keep_alive = false;
         Step::Done { keep_alive: false }
     }
 
     /// The worker is stopping: this response must not keep its connection alive. Takes
     /// effect in the head if it has not gone out yet (`Connection: close`).
     pub fn refuse_keep_alive(&mut self) {
-        self.request.keep_alive = false;
+        self.exchange.keep_alive = false;
     }
 
     /// Ends a parked response because the worker is stopping: `close()` is called, a chunked
@@ -588,30 +522,15 @@ impl Response {
         &mut self,
         py: Python<'_>,
         ctx: &mut Ctx<'_>,
-        out: &mut OutQueue<Keep>,
+        out: &mut impl Output,
     ) -> Step {
-        self.parked = None;
-        self.request.keep_alive = false;
+        self.exchange.keep_alive = false;
         self.source = Source::Exhausted;
         self.close_iterable(py, ctx);
-        ctx.wait_slot.take();
         match self.framing {
-            None => {
-                self.status = 503;
-                let mut w = out.copy_buffer();
-                write_error_response(
-                    w.buf(),
-                    503,
-                    "Service Unavailable",
-                    "the server is restarting; try again",
-                    ctx.date,
-                );
-                drop(w);
-                self.framing = Some(Framing::NoBody);
-                Step::Done { keep_alive: false }
-            }
+            None => self.answer_by_server(503, "the server is restarting; try again", ctx, out),
             Some(Framing::Chunked) => {
-                out.push_copy(b"0\r\n\r\n");
+                out.push_copy(LAST_CHUNK);
                 Step::Done { keep_alive: false }
             }
             Some(Framing::Length { declared }) if self.body_sent < declared => Step::Abort,
@@ -631,10 +550,8 @@ impl Response {
         }
         match result.getattr_opt(pyo3::intern!(py, "close")) {
             Ok(Some(close)) => {
-                ctx.wait_slot.set_driving(true);
-                let r = close.call0();
-                ctx.wait_slot.set_driving(false);
-                ctx.wait_slot.take();
+                let r = ctx.waits.driving(|| close.call0());
+                ctx.waits.take();
                 if let Err(err) = r {
                     if is_fatal(py, &err) {
                         *ctx.stop_requested = true;
@@ -656,71 +573,4 @@ fn sequence_length<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> Optio
         total += item.cast::<PyBytes>().ok()?.as_bytes().len() as u64;
     }
     Some(total)
-}
-
-/// A regular file behind a file-like object, from its current position to its end.
-fn file_to_send(py: Python<'_>, filelike: &Bound<'_, PyAny>) -> Option<FileSend> {
-    let fd: RawFd = filelike
-        .call_method0(pyo3::intern!(py, "fileno"))
-        .ok()?
-        .extract()
-        .ok()?;
-    // SAFETY: fstat/lseek on an fd the application gave us; failures are reported as errors
-    // and we fall back to reading the file through Python.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
-            return None;
-        }
-        let offset = match filelike.call_method0(pyo3::intern!(py, "tell")) {
-            Ok(pos) => pos.extract::<i64>().ok()?,
-            Err(_) => libc::lseek(fd, 0, libc::SEEK_CUR) as i64,
-        };
-        if offset < 0 {
-            return None;
-        }
-        let size = st.st_size as i64;
-        Some(FileSend {
-            fd,
-            offset,
-            remaining: size.saturating_sub(offset).max(0) as u64,
-        })
-    }
-}
-
-fn write_chunk_size(buf: &mut Vec<u8>, len: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut i = digits.len();
-    let mut n = len;
-    loop {
-        i -= 1;
-        digits[i] = HEX[n & 0xF];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&digits[i..]);
-    buf.extend_from_slice(b"\r\n");
-}
-
-fn write_length(buf: &mut Vec<u8>, n: u64) {
-    buf.extend_from_slice(b"Content-Length: ");
-    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    buf.extend_from_slice(b"\r\n");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::write_chunk_size;
-
-    #[test]
-    fn chunk_sizes_are_lowercase_hex_lines() {
-        let mut b = Vec::new();
-        write_chunk_size(&mut b, 0);
-        write_chunk_size(&mut b, 255);
-        write_chunk_size(&mut b, 4096);
-        assert_eq!(b, b"0\r\nff\r\n1000\r\n");
-    }
 }

@@ -1,9 +1,12 @@
 //! The access log's line format: gunicorn's `%(atom)s` atoms, compiled once, with the
 //! request's side captured when it arrives and the response's side filled in when it ends.
 
+use crate::wsgi::response::Response;
 use evserver_http::Head;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Common Log Format, the default.
 pub const COMMON_LOG_FORMAT: &str = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s"#;
@@ -265,6 +268,59 @@ pub struct Entry<'a> {
     pub response_headers: &'a [Option<String>],
     /// Values of `Format::environ_keys`, in order.
     pub environ_values: &'a [Option<String>],
+}
+
+/// The request's side of an access-log line, captured when the request arrived.
+pub struct Record {
+    pub captured: Vec<String>,
+    pub started: Instant,
+    /// Kept when the format reads environ values.
+    pub environ: Option<Py<PyDict>>,
+}
+
+impl Format {
+    /// The line of a response that ended, for the client at `remote`.
+    pub fn line_for(
+        &self,
+        py: Python<'_>,
+        record: &Record,
+        response: &Response,
+        remote: &str,
+    ) -> String {
+        let time = format!(
+            "[{}]",
+            evserver_http::date::clf_date(evserver_http::date::now())
+        );
+        let response_headers: Vec<Option<String>> = self
+            .response_headers()
+            .map(|name| response.response_header(py, name))
+            .collect();
+        let environ_values: Vec<Option<String>> = match &record.environ {
+            Some(environ) => {
+                let environ = environ.bind(py);
+                self.environ_keys()
+                    .map(|key| {
+                        environ
+                            .get_item(key)
+                            .ok()
+                            .flatten()
+                            .and_then(|v| v.str().ok().map(|s| s.to_string()))
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        self.render(&Entry {
+            captured: &record.captured,
+            remote,
+            time: &time,
+            status: response.status,
+            bytes: response.body_bytes(),
+            duration: Instant::now().saturating_duration_since(record.started),
+            response_headers: &response_headers,
+            environ_values: &environ_values,
+        })
+    }
 }
 
 /// `{Name}x` → (`Name`, `x`).

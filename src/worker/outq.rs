@@ -5,14 +5,17 @@
 //! flight it becomes the `flight`, whose memory stays untouched until the kernel reports the
 //! send complete. One send per connection is in flight at a time, so bytes never reorder.
 
-use std::ptr;
+use crate::wsgi::output::Output;
+use evserver_platform::Gather;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// What keeps a borrowed segment's bytes alive: the Python bytes object they are in.
+pub type Keep = Py<PyAny>;
 
 /// Bytes and segments a half reserves when it is first written to.
 const FIRST_COPY_CAPACITY: usize = 1024;
 const FIRST_SEGMENTS: usize = 4;
-
-/// Most iovecs handed to one sendmsg (Linux's IOV_MAX is 1024).
-const MAX_IOVECS: usize = 1024;
 
 enum Segment<K> {
     /// `len` bytes starting at `start` of the half's own copy buffer.
@@ -68,8 +71,8 @@ impl<K> Half<K> {
 pub enum SendOp {
     /// One contiguous buffer: use `send`.
     Single(*const u8, usize),
-    /// Several buffers: use `sendmsg` with this header.
-    Gathered(*const libc::msghdr),
+    /// Several buffers: use `sendmsg` with [`OutQueue::gather`].
+    Gathered,
 }
 
 /// The queue. `K` keeps borrowed memory alive (a Python bytes object in the server).
@@ -80,8 +83,8 @@ pub struct OutQueue<K> {
     flight_index: usize,
     flight_offset: usize,
     in_flight: bool,
-    iovecs: Vec<libc::iovec>,
-    msg: libc::msghdr,
+    /// The flight's buffers when it has several.
+    gather: Gather,
 }
 
 impl<K> Default for OutQueue<K> {
@@ -92,17 +95,20 @@ impl<K> Default for OutQueue<K> {
 
 impl<K> OutQueue<K> {
     pub fn new() -> Self {
-        // SAFETY: msghdr is a plain C struct for which all-zero is a valid (empty) value.
-        let msg: libc::msghdr = unsafe { std::mem::zeroed() };
         OutQueue {
             pending: Half::new(),
             flight: Half::new(),
             flight_index: 0,
             flight_offset: 0,
             in_flight: false,
-            iovecs: Vec::new(),
-            msg,
+            gather: Gather::new(),
         }
+    }
+
+    /// The flight's buffers, for a [`SendOp::Gathered`]; they stay valid until `complete`
+    /// reports the flight done, or the queue is dropped.
+    pub fn gather(&mut self) -> &mut Gather {
+        &mut self.gather
     }
 
     /// Appends a copy of `bytes`.
@@ -141,11 +147,21 @@ impl<K> OutQueue<K> {
         });
     }
 
-    /// Gives mutable access to the tail of the copy buffer, for writers that format in place.
-    pub fn copy_buffer(&mut self) -> CopyWriter<'_, K> {
-        self.pending.reserve_first();
-        let start = self.pending.copied.len();
-        CopyWriter { queue: self, start }
+    /// Appends what `f` writes at the end of the copy buffer (formatting in place).
+    pub fn write_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let half = &mut self.pending;
+        half.reserve_first();
+        let start = half.copied.len();
+        let result = f(&mut half.copied);
+        let added = half.copied.len() - start;
+        if added > 0 {
+            half.bytes += added;
+            match half.segments.last_mut() {
+                Some(Segment::Copied { start: s, len }) if *s + *len == start => *len += added,
+                _ => half.segments.push(Segment::Copied { start, len: added }),
+            }
+        }
+        result
     }
 
     /// Bytes not yet confirmed sent (pending and the unsent rest of the flight).
@@ -229,8 +245,9 @@ impl<K> OutQueue<K> {
             let (p, l) = self.segment_slice(self.flight_index, self.flight_offset);
             return SendOp::Single(p, l);
         }
-        self.iovecs.clear();
-        let end = (self.flight_index + MAX_IOVECS).min(self.flight.segments.len());
+        self.gather.clear();
+        let end =
+            (self.flight_index + evserver_platform::MAX_BUFFERS).min(self.flight.segments.len());
         for index in self.flight_index..end {
             let offset = if index == self.flight_index {
                 self.flight_offset
@@ -238,52 +255,34 @@ impl<K> OutQueue<K> {
                 0
             };
             let (p, l) = self.segment_slice(index, offset);
-            self.iovecs.push(libc::iovec {
-                iov_base: p as *mut libc::c_void,
-                iov_len: l,
-            });
+            self.gather.push(p, l);
         }
-        self.msg.msg_name = ptr::null_mut();
-        self.msg.msg_namelen = 0;
-        self.msg.msg_iov = self.iovecs.as_mut_ptr();
-        self.msg.msg_iovlen = self.iovecs.len() as _;
-        self.msg.msg_control = ptr::null_mut();
-        self.msg.msg_controllen = 0;
-        self.msg.msg_flags = 0;
-        SendOp::Gathered(&self.msg)
+        SendOp::Gathered
     }
 }
 
-/// Appends formatted bytes to the pending copy buffer; the segment is recorded on drop.
-pub struct CopyWriter<'a, K> {
-    queue: &'a mut OutQueue<K>,
-    start: usize,
-}
-
-impl<K> CopyWriter<'_, K> {
-    pub fn buf(&mut self) -> &mut Vec<u8> {
-        &mut self.queue.pending.copied
+impl Output for OutQueue<Keep> {
+    fn push_copy(&mut self, bytes: &[u8]) {
+        OutQueue::push_copy(self, bytes);
     }
-}
 
-impl<K> Drop for CopyWriter<'_, K> {
-    fn drop(&mut self) {
-        let half = &mut self.queue.pending;
-        let added = half.copied.len() - self.start;
-        if added == 0 {
-            return;
-        }
-        half.bytes += added;
-        if let Some(Segment::Copied { start: s, len }) = half.segments.last_mut() {
-            if *s + *len == self.start {
-                *len += added;
-                return;
-            }
-        }
-        half.segments.push(Segment::Copied {
-            start: self.start,
-            len: added,
-        });
+    fn push_kept(&mut self, bytes: &Bound<'_, PyBytes>, len: usize) {
+        let data = bytes.as_bytes();
+        let len = len.min(data.len());
+        // The object is immutable and kept until the segment is sent: its buffer stays put.
+        self.push_borrowed(bytes.clone().into_any().unbind(), data.as_ptr(), len);
+    }
+
+    fn write_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        OutQueue::write_with(self, f)
+    }
+
+    fn unsent(&self) -> usize {
+        OutQueue::unsent(self)
+    }
+
+    fn in_flight(&self) -> bool {
+        OutQueue::in_flight(self)
     }
 }
 
@@ -292,23 +291,15 @@ mod tests {
     use super::*;
 
     /// Collects what an op would send.
-    #[allow(clippy::unnecessary_cast)] // msg_iovlen is usize on Linux, c_int on macOS
-    fn bytes_of(op: &SendOp) -> Vec<u8> {
+    fn bytes_of<K>(q: &mut OutQueue<K>, op: &SendOp) -> Vec<u8> {
         match *op {
             // SAFETY: the op points into the live queue under test.
             SendOp::Single(p, l) => unsafe { std::slice::from_raw_parts(p, l) }.to_vec(),
-            SendOp::Gathered(msg) => {
+            SendOp::Gathered => {
                 let mut out = Vec::new();
-                // SAFETY: as above; msghdr and its iovecs live in the queue.
-                unsafe {
-                    let msg = &*msg;
-                    for i in 0..msg.msg_iovlen as usize {
-                        let iov = &*msg.msg_iov.add(i);
-                        out.extend_from_slice(std::slice::from_raw_parts(
-                            iov.iov_base as *const u8,
-                            iov.iov_len,
-                        ));
-                    }
+                for (p, l) in q.gather().buffers() {
+                    // SAFETY: as above; the buffers live in the queue.
+                    out.extend_from_slice(unsafe { std::slice::from_raw_parts(p, l) });
                 }
                 out
             }
@@ -322,7 +313,7 @@ mod tests {
         q.push_copy(b"hello");
         let op = q.start_flight().unwrap();
         assert!(matches!(op, SendOp::Single(..)));
-        assert_eq!(bytes_of(&op), b"HTTP/1.1 200 OK\r\n\r\nhello");
+        assert_eq!(bytes_of(&mut q, &op), b"HTTP/1.1 200 OK\r\n\r\nhello");
         assert!(q.complete(24).is_none());
         assert!(q.is_empty());
     }
@@ -336,8 +327,8 @@ mod tests {
         q.push_borrowed(big, ptr, 10);
         q.push_copy(b"|tail");
         let op = q.start_flight().unwrap();
-        assert!(matches!(op, SendOp::Gathered(..)));
-        assert_eq!(bytes_of(&op), b"head|xxxxxxxxxx|tail");
+        assert!(matches!(op, SendOp::Gathered));
+        assert_eq!(bytes_of(&mut q, &op), b"head|xxxxxxxxxx|tail");
     }
 
     #[test]
@@ -350,10 +341,10 @@ mod tests {
         q.push_copy(b"yz");
         q.start_flight().unwrap();
         let op = q.complete(5).unwrap();
-        assert_eq!(bytes_of(&op), b"3456789yz");
+        assert_eq!(bytes_of(&mut q, &op), b"3456789yz");
         assert_eq!(q.unsent(), 9);
         let op = q.complete(8).unwrap();
-        assert_eq!(bytes_of(&op), b"z");
+        assert_eq!(bytes_of(&mut q, &op), b"z");
         assert!(q.complete(1).is_none());
         assert_eq!(q.unsent(), 0);
     }
@@ -368,18 +359,15 @@ mod tests {
         assert_eq!(q.unsent(), 11);
         assert!(q.complete(5).is_none());
         let op = q.start_flight().unwrap();
-        assert_eq!(bytes_of(&op), b"second");
+        assert_eq!(bytes_of(&mut q, &op), b"second");
     }
 
     #[test]
-    fn copy_writer_appends_formatted_bytes() {
+    fn write_with_appends_formatted_bytes() {
         let mut q: OutQueue<Vec<u8>> = OutQueue::new();
         q.push_copy(b"a");
-        {
-            let mut w = q.copy_buffer();
-            w.buf().extend_from_slice(b"bc");
-        }
+        q.write_with(|buf| buf.extend_from_slice(b"bc"));
         let op = q.start_flight().unwrap();
-        assert_eq!(bytes_of(&op), b"abc");
+        assert_eq!(bytes_of(&mut q, &op), b"abc");
     }
 }

@@ -1,0 +1,52 @@
+//! Ending a connection: lingering after the last response (so unread input does not turn into
+//! a reset that destroys it), and closing at once (everything in flight cancelled, a running
+//! response's `close()` called).
+
+use super::conn::{Conn, State};
+use super::op::Op;
+use super::Worker;
+use evserver_platform::sys;
+use std::time::Duration;
+
+/// How long a closing connection waits for the client's end of file.
+const LINGER: Duration = Duration::from_secs(2);
+
+impl Worker<'_> {
+    /// Shuts down the write side and waits briefly for the client to close.
+    pub(super) fn begin_linger(&mut self, slot: u32, conn: &mut Conn) {
+        // A client that asked to close and sent nothing more has nothing left unread.
+        if conn.eof || (conn.client_asked_close && conn.framer.buffered() == 0) {
+            self.close_now(slot, conn);
+            return;
+        }
+        let _ = sys::shutdown_write(conn.fd);
+        conn.state = State::Lingering;
+        conn.deadline = Some(self.now + LINGER);
+        self.arm_recv(slot, conn);
+    }
+
+    /// Cancels everything the connection has in flight, calls the iterable's `close()` if a
+    /// response runs, and closes the fd. The slot is freed when the last operation reports.
+    pub(super) fn close_now(&mut self, slot: u32, conn: &mut Conn) {
+        if conn.is_closed() {
+            return;
+        }
+        self.cancel_wait(slot, conn);
+        let state = std::mem::replace(&mut conn.state, State::Closed);
+        if let State::App(mut running) = state {
+            self.with_ctx(|py, _, ctx| running.response.close_iterable(py, ctx));
+        }
+        let generation = conn.generation;
+        if conn.recv_armed {
+            self.driver.cancel(Op::Recv.token(slot, generation));
+        }
+        if conn.sending {
+            self.driver.cancel(Op::Send.token(slot, generation));
+        }
+        if conn.awaiting_writable {
+            self.driver.cancel(Op::Writable.token(slot, generation));
+        }
+        self.driver.close(conn.fd);
+        conn.fd = -1;
+    }
+}

@@ -1,0 +1,128 @@
+//! One client connection: its framer, body and send buffers, its state in the request cycle,
+//! and the count of operations the kernel still holds for it (the slot is freed only when
+//! that is zero).
+
+use super::body::BodySink;
+use super::fdwait::InFlight;
+use super::outq::{Keep, OutQueue};
+use crate::wsgi::peer::PeerStrings;
+use crate::wsgi::response::Response;
+use evserver_http::Framer;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+/// Where a connection is in the request cycle.
+pub enum State {
+    /// Reading a request (head or body, as the framer knows) or waiting for one.
+    Reading,
+    /// The application's response is in progress.
+    App(Box<Running>),
+    /// No further request will be read; close once the output is sent.
+    Done,
+    /// Write side shut down; waiting briefly for the client's end of file before closing,
+    /// so unread input does not turn into a reset that destroys the response.
+    Lingering,
+    /// The fd is closed; waiting for outstanding operations to finish.
+    Closed,
+}
+
+/// A response in progress and what the worker keeps beside it.
+pub struct Running {
+    pub response: Response,
+    /// The fdevent wait in flight while the request is parked.
+    pub parked: Option<InFlight>,
+    /// What the access log needs of the request, when the access log is on.
+    pub access: Option<Box<super::accesslog::Record>>,
+}
+
+/// A client connection.
+pub struct Conn {
+    pub fd: RawFd,
+    pub generation: u32,
+    pub listener: usize,
+    /// Splits the received bytes into requests.
+    pub framer: Framer,
+    /// The body of the request being read.
+    pub body: BodySink,
+    pub out: OutQueue<Keep>,
+    pub state: State,
+    pub recv_armed: bool,
+    /// A send is in flight (counted in `ops`).
+    pub sending: bool,
+    /// A wait for the socket to become writable (sendfile) is pending.
+    pub awaiting_writable: bool,
+    /// Operations the kernel holds for this slot.
+    pub ops: u32,
+    /// The client finished sending (or the connection broke).
+    pub eof: bool,
+    pub deadline: Option<Instant>,
+    /// The peer's address, looked up on the first request (`None` for a unix socket).
+    pub peer: Option<Option<SocketAddr>>,
+    pub peer_strings: Option<PeerStrings>,
+    /// The client asked for the connection to close after a request that was read whole:
+    /// once the response is out it can be closed at once, without lingering.
+    pub client_asked_close: bool,
+}
+
+/// Unconsumed input beyond which a connection stops reading while a response runs.
+pub const MAX_BUFFERED_INPUT: usize = 1 << 20;
+
+impl Conn {
+    pub fn new(
+        fd: RawFd,
+        generation: u32,
+        listener: usize,
+        framer: Framer,
+        body: BodySink,
+    ) -> Conn {
+        Conn {
+            fd,
+            generation,
+            listener,
+            framer,
+            body,
+            out: OutQueue::new(),
+            state: State::Reading,
+            recv_armed: false,
+            sending: false,
+            awaiting_writable: false,
+            ops: 0,
+            eof: false,
+            deadline: None,
+            peer: None,
+            peer_strings: None,
+            client_asked_close: false,
+        }
+    }
+
+    /// Whether the connection wants more input now.
+    pub fn wants_input(&self) -> bool {
+        match &self.state {
+            State::Reading | State::Lingering => true,
+            State::App(_) => self.framer.buffered() < MAX_BUFFERED_INPUT,
+            State::Done | State::Closed => false,
+        }
+    }
+
+    /// Whether a response is parked on an fdevent wait.
+    pub fn is_parked(&self) -> bool {
+        matches!(&self.state, State::App(r) if r.parked.is_some())
+    }
+
+    /// The peer's address, looked up once.
+    pub fn peer(&mut self) -> Option<SocketAddr> {
+        *self.peer.get_or_insert_with(|| {
+            // SAFETY: the fd is open for as long as the connection is not closed.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+            socket2::SockRef::from(&fd)
+                .peer_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+        })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+}

@@ -1,0 +1,126 @@
+//! Stopping: signals from the signal pipe, the graceful stop (no more accepting, parked
+//! responses ended, idle connections closed after a moment, the loop ending when no
+//! connection is left or the graceful timeout passed), and the final shutdown.
+
+use super::conn::{Conn, State};
+use super::op::Op;
+use super::Worker;
+use evserver_platform::{process, Completion, Interest};
+use std::time::Duration;
+
+/// While the worker stops, how long an idle keep-alive connection may still bring one more
+/// request (answered with `Connection: close`) before it is closed. Closing it at once could
+/// cross a request already on its way.
+pub(super) const DRAIN_IDLE: Duration = Duration::from_secs(1);
+
+impl Worker<'_> {
+    pub(super) fn on_signal_pipe(&mut self, c: Completion) {
+        let Some(fd) = self.signal_fd else { return };
+        if c.result != -libc::ECANCELED {
+            let mut signals = Vec::new();
+            process::drain_pipe(fd, &mut signals);
+            for sig in signals {
+                match i32::from(sig) {
+                    libc::SIGTERM | libc::SIGINT => self.begin_drain("a stop signal"),
+                    libc::SIGQUIT => self.stop = true,
+                    _ => {}
+                }
+            }
+        }
+        if !self.stop {
+            self.driver
+                .poll_fd(fd, Interest::Readable, None, Op::Signal.token(0, 0));
+        }
+    }
+
+    /// Starts a graceful stop: no more accepting, `Connection: close` on every response,
+    /// parked responses ended (their `close()` called), idle keep-alive connections closed
+    /// after a moment. The loop ends when no connection is left.
+    pub(super) fn begin_drain(&mut self, why: &str) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.log
+            .debug(self.py, &format!("stopping gracefully on {why}"));
+        self.draining = Some(self.now);
+        self.cancel_accepts();
+        // This worker's copies of the listeners: the master keeps its own (a successor
+        // accepts from them); if the master is gone, this frees the port at once.
+        for l in &mut self.listeners {
+            if l.fd >= 0 {
+                self.driver.close(l.fd);
+                l.fd = -1;
+            }
+        }
+        let idle_deadline = self.now + DRAIN_IDLE;
+        for slot in 0..self.slots.len() {
+            let Some(mut conn) = self.slots.take_at(slot) else {
+                continue;
+            };
+            let slot = slot as u32;
+            match &mut conn.state {
+                State::Reading if conn.framer.is_idle() => {
+                    conn.deadline = Some(
+                        conn.deadline
+                            .map_or(idle_deadline, |d| d.min(idle_deadline)),
+                    );
+                }
+                State::App(running) if running.parked.is_some() => {
+                    self.cancel_wait(slot, &conn);
+                    self.end_parked(slot, &mut conn);
+                }
+                State::App(running) => running.response.refuse_keep_alive(),
+                _ => {}
+            }
+            self.put_conn(slot, conn);
+        }
+    }
+
+    /// Ends a parked (or about to park) response because the worker stops; its polls must
+    /// be cancelled already.
+    pub(super) fn end_parked(&mut self, slot: u32, conn: &mut Conn) {
+        let State::App(running) = &mut conn.state else {
+            return;
+        };
+        running.parked = None;
+        let out = &mut conn.out;
+        let response = &mut running.response;
+        let step = self.with_ctx(|py, _, ctx| response.end_for_shutdown(py, ctx, out));
+        self.on_step(slot, conn, step);
+        self.start_send(slot, conn);
+        if matches!(conn.state, State::Done) && conn.out.is_empty() {
+            self.begin_linger(slot, conn);
+        }
+    }
+
+    /// Ends the loop once a graceful stop is over: no connection left, or its time is up.
+    pub(super) fn check_drained(&mut self) {
+        let Some(since) = self.draining else {
+            return;
+        };
+        if self.open_connections == 0 {
+            self.stop = true;
+        } else if self.now >= since + self.settings.graceful_timeout {
+            self.log.warning(
+                self.py,
+                &format!(
+                    "graceful stop timed out after {} s; closing {} connection(s)",
+                    self.settings.graceful_timeout.as_secs(),
+                    self.open_connections
+                ),
+            );
+            self.stop = true;
+        }
+    }
+
+    /// Stops listening and ends every connection, calling `close()` on running responses.
+    pub(super) fn shutdown(&mut self) {
+        for slot in 0..self.slots.len() {
+            if let Some(mut conn) = self.slots.take_at(slot) {
+                self.close_now(slot as u32, &mut conn);
+            }
+        }
+        self.cancel_accepts();
+        let _ = self.driver.submit();
+    }
+}

@@ -1,0 +1,133 @@
+//! Sending: the connection's send queue handed to the driver one flight at a time (short sends
+//! resumed), and files sent with sendfile, waiting for writability when the socket is full.
+
+use super::conn::{Conn, State};
+use super::op::Op;
+use super::outq::SendOp;
+use super::Worker;
+use evserver_platform::{sys, Completion, Interest};
+
+impl Worker<'_> {
+    /// Starts a send of what is queued, unless one is in flight.
+    pub(super) fn start_send(&mut self, slot: u32, conn: &mut Conn) {
+        if conn.sending || conn.is_closed() {
+            return;
+        }
+        if let Some(op) = conn.out.start_flight() {
+            self.issue_send(slot, conn, op);
+        }
+    }
+
+    fn issue_send(&mut self, slot: u32, conn: &mut Conn, op: SendOp) {
+        conn.sending = true;
+        conn.ops += 1;
+        let token = Op::Send.token(slot, conn.generation);
+        let fd = conn.fd;
+        // SAFETY: the op points into `conn.out`, which lives in the boxed connection and is
+        // not touched until this send's completion; the slot is freed only after it.
+        unsafe {
+            match op {
+                SendOp::Single(ptr, len) => self.driver.send(fd, token, ptr, len),
+                SendOp::Gathered => self.driver.sendmsg(fd, token, conn.out.gather()),
+            }
+        }
+    }
+
+    pub(super) fn on_send(&mut self, slot: u32, conn: &mut Conn, c: Completion) {
+        conn.sending = false;
+        if conn.is_closed() {
+            return;
+        }
+        if c.result < 0 {
+            if c.result == -libc::EAGAIN || c.result == -libc::EINTR {
+                if let Some(op) = conn.out.complete(0) {
+                    self.issue_send(slot, conn, op);
+                }
+                return;
+            }
+            // The client is gone (EPIPE, ECONNRESET, ...).
+            self.close_now(slot, conn);
+            return;
+        }
+        if let Some(op) = conn.out.complete(c.result as usize) {
+            self.issue_send(slot, conn, op);
+            return;
+        }
+        self.start_send(slot, conn);
+        if let State::App(_) = conn.state {
+            self.drive(slot, conn);
+            self.advance(slot, conn);
+        }
+        if matches!(conn.state, State::Done) && conn.out.is_empty() {
+            self.begin_linger(slot, conn);
+        }
+        self.arm_recv(slot, conn);
+    }
+
+    /// Sends the response's file with sendfile once the queue ahead of it is empty.
+    pub(super) fn send_file(&mut self, slot: u32, conn: &mut Conn) {
+        if !conn.out.is_empty() {
+            self.start_send(slot, conn);
+            return;
+        }
+        let fd = conn.fd;
+        let State::App(running) = &mut conn.state else {
+            return;
+        };
+        let response = &mut running.response;
+        let mut sent_total = 0u64;
+        let outcome = match response.file() {
+            Some(file) => loop {
+                if file.remaining == 0 {
+                    break Ok(true);
+                }
+                let count = file.remaining.min(1 << 20) as usize;
+                match sys::sendfile(fd, file.fd, &mut file.offset, count) {
+                    Ok(0) => {
+                        file.remaining = 0;
+                        break Ok(true);
+                    }
+                    Ok(n) => {
+                        file.remaining -= n as u64;
+                        sent_total += n as u64;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(false),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                }
+            },
+            None => Ok(true),
+        };
+        response.add_file_bytes(sent_total);
+        match outcome {
+            Ok(true) => {
+                let out = &mut conn.out;
+                let step = self.with_ctx(|py, _, ctx| response.end_body(py, ctx, out));
+                self.on_step(slot, conn, step);
+            }
+            Ok(false) => {
+                conn.awaiting_writable = true;
+                conn.ops += 1;
+                self.driver.poll_fd(
+                    fd,
+                    Interest::Writable,
+                    None,
+                    Op::Writable.token(slot, conn.generation),
+                );
+            }
+            Err(e) => {
+                self.log.debug(self.py, &format!("sendfile failed: {e}"));
+                self.close_now(slot, conn);
+            }
+        }
+    }
+
+    pub(super) fn on_writable(&mut self, slot: u32, conn: &mut Conn, c: Completion) {
+        conn.awaiting_writable = false;
+        if conn.is_closed() || c.result == -libc::ECANCELED {
+            return;
+        }
+        self.drive(slot, conn);
+        self.advance(slot, conn);
+    }
+}
