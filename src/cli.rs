@@ -10,6 +10,8 @@ use clap::{Parser, ValueEnum};
     name = "evserver",
     version,
     about,
+    // One usage whatever was given (clap would otherwise show the arguments seen as required).
+    override_usage = "evserver [APP] [OPTIONS]\n       evserver bench URL [OPTIONS]",
     after_help = "With no APP, --exec or --framework, evserver serves its built-in demo \
                   (a clock pushed by the server) on 127.0.0.1:8080.\n\n\
                   `evserver bench URL` runs the load generator instead (see `evserver bench --help`)."
@@ -147,7 +149,8 @@ pub struct Cli {
     )]
     pub keep_alive: u64,
 
-    /// Seconds a client has to send a complete request head once it started one.
+    /// Seconds a client has to send a complete request head once it started one, however
+    /// slowly it trickles in.
     #[arg(
         long,
         value_name = "SECONDS",
@@ -155,6 +158,16 @@ pub struct Cli {
         env = "EVSERVER_HEADER_TIMEOUT"
     )]
     pub header_timeout: u64,
+
+    /// Seconds a client has to send a request body once its head is complete, however slowly
+    /// it trickles in (0: no limit; raise it for long uploads over slow links).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        env = "EVSERVER_BODY_TIMEOUT"
+    )]
+    pub body_timeout: u64,
 
     /// Longest request line in bytes (414 beyond).
     #[arg(long, value_name = "BYTES", default_value_t = 8190,

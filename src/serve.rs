@@ -24,43 +24,95 @@ const EXIT_FAILURE: i32 = 1;
 /// Exit status for a bad command line (clap's own status for usage errors).
 const EXIT_USAGE: i32 = 2;
 
-/// A startup failure: one line for the user (empty when it was already said).
-struct Fatal(String);
+/// A startup failure: one line for the user (empty when it was already said), and whether
+/// the command line was at fault (exit status 2) or the run (1).
+struct Fatal {
+    msg: String,
+    usage: bool,
+}
 
 fn fail(msg: impl Into<String>) -> Fatal {
-    Fatal(msg.into())
+    Fatal {
+        msg: msg.into(),
+        usage: false,
+    }
 }
+
+/// A bad value on the command line.
+fn usage(msg: impl Into<String>) -> Fatal {
+    Fatal {
+        msg: msg.into(),
+        usage: true,
+    }
+}
+
+/// Printed under a usage error.
+const USAGE_HINT: &str = "Usage: evserver [APP] [OPTIONS]; see 'evserver --help'";
 
 /// The whole command: returns the process exit status.
 pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) -> i32 {
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
-        }
+        Err(e) => return report_clap_error(&e),
     };
-    if app.is_some() && (cli.app.is_some() || cli.exec_code.is_some() || cli.framework.is_some()) {
-        eprintln!(
-            "evserver: error: an application object was given; do not also name APP, --exec or --framework"
-        );
-        return EXIT_USAGE;
-    }
-    match serve(py, cli, app) {
+    let result = if app.is_some()
+        && (cli.app.is_some() || cli.exec_code.is_some() || cli.framework.is_some())
+    {
+        Err(usage(
+            "an application object was given; do not also name APP, --exec or --framework",
+        ))
+    } else {
+        serve(py, cli, app)
+    };
+    match result {
         Ok(()) => 0,
-        Err(Fatal(msg)) => {
+        Err(Fatal { msg, usage }) => {
             if !msg.is_empty() {
                 eprintln!("evserver: error: {msg}");
             }
-            EXIT_FAILURE
+            if usage {
+                eprintln!("{USAGE_HINT}");
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            }
         }
     }
+}
+
+/// Prints clap's help or version as they are, and its errors as one `evserver: error:` line
+/// (with its tip, if any) and the usage; returns the exit status.
+fn report_clap_error(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return 0;
+    }
+    eprintln!("evserver: error: {}", clap_message(&e.render().to_string()));
+    eprintln!("{USAGE_HINT}");
+    EXIT_USAGE
+}
+
+/// Clap's rendered error as one line: its message and tips, without the usage it appends.
+fn clap_message(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            line.strip_prefix("error: ")
+                .or_else(|| line.strip_prefix("tip: "))
+                .unwrap_or(line)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Result<(), Fatal> {
     configure_logging(py, &cli)?;
     let access_format = Format::parse(&cli.access_log_format)
-        .map_err(|e| fail(format!("invalid --access-log-format: {}", e.0)))?;
+        .map_err(|e| usage(format!("invalid --access-log-format: {}", e.0)))?;
     let log = Log::new(py, false).map_err(|e| fail(format!("cannot set up logging: {e}")))?;
     if let Err(e) = evserver_platform::sys::raise_open_files_limit() {
         log.warning(py, &format!("cannot raise the open-file limit: {e}"));
@@ -69,14 +121,14 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
     let mut addresses = Vec::new();
     for text in &cli.listen {
         let address =
-            parse_address(text).map_err(|e| fail(format!("invalid listen address {e}")))?;
+            parse_address(text).map_err(|e| usage(format!("invalid listen address {e}")))?;
         addresses.push((text.clone(), address));
     }
     let sockets = Sockets::bind(&addresses, cli.backlog, workers).map_err(fail)?;
     let status = match &cli.status {
         Some(text) => {
             let address =
-                parse_address(text).map_err(|e| fail(format!("invalid --status address {e}")))?;
+                parse_address(text).map_err(|e| usage(format!("invalid --status address {e}")))?;
             let listener = Listener::bind(&address, 64, false)
                 .map_err(|e| fail(format!("cannot listen on {text} (--status): {e}")))?;
             Some(StatusServer::new(listener))
@@ -200,7 +252,7 @@ impl Body {
         }
         let app = match &self.app {
             Some(app) => app.bind(py).clone(),
-            None => load_app(py, &self.cli).map_err(|Fatal(msg)| boot(msg))?,
+            None => load_app(py, &self.cli).map_err(|f| boot(f.msg))?,
         };
         let driver = Driver::select(self.backend, &Config::default())
             .map_err(|e| boot(format!("cannot create the event loop: {e}")))?
@@ -221,6 +273,7 @@ impl Body {
             spill_body: cli.spill_body,
             keep_alive: Duration::from_secs(cli.keep_alive),
             header_timeout: Duration::from_secs(cli.header_timeout),
+            body_timeout: (cli.body_timeout > 0).then(|| Duration::from_secs(cli.body_timeout)),
             max_requests,
             max_connections: cli.max_connections,
             graceful_timeout: Duration::from_secs(cli.graceful_timeout),

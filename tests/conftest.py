@@ -10,6 +10,7 @@ with the server's reason.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,17 @@ import pytest
 from support import Server, ServerDidNotStart, start_server
 
 BACKENDS = ["io_uring", "poll"]
+
+# A suite started in the background (`bash .ci/run &` from a script, nohup, cron) inherits
+# SIGINT (and maybe SIGHUP, SIGQUIT) ignored, and an ignored disposition survives exec: every
+# process the tests start would ignore them too (Django's autoreloader would never see Ctrl-C).
+# A handled signal is reset to its default on exec, so handling them here gives the processes
+# the tests start their default dispositions back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+for _sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM):
+    if signal.getsignal(_sig) is signal.SIG_IGN:
+        signal.signal(_sig, lambda *_: None)
 
 # Let the unit tests import the package from the source tree when it is not installed.
 try:

@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import sysconfig
 import time
 from datetime import datetime, timedelta
@@ -247,16 +248,33 @@ def test_no_arguments_serve_the_demo_on_port_8080():
 
 def test_bad_backend_value_is_a_usage_error():
     result = run_evserver(["hello", "--backend", "nope"])
-    assert result.returncode == 2
-    assert "nope" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_one_clear_line(result, "nope", status=2)
 
 
 def test_unknown_option_is_a_usage_error():
     result = run_evserver(["hello", "--no-such-option"])
-    assert result.returncode == 2
-    assert "--no-such-option" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_one_clear_line(result, "--no-such-option", status=2)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--bogus"], ["x", "--exec", "y"], ["hello", "--framework", "demo"], ["-w", "0"]],
+    ids=["unknown-option", "app-and-exec", "app-and-framework", "bad-worker-count"],
+)
+def test_every_clap_error_is_one_prefixed_line_and_the_usage_shows_app_optional(args):
+    result = run_evserver(args)
+    assert_one_clear_line(result, status=2)
+    assert "Usage: evserver [APP] [OPTIONS]" in result.stderr
+    assert "<APP>" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("-l", "nonsense"), ("--listen", "127.0.0.1:99999"), ("--status", "nowhere")],
+)
+def test_a_bad_address_is_a_usage_error(option, value):
+    result = run_evserver(["hello", option, value])
+    assert_one_clear_line(result, value, status=2)
 
 
 def test_help_lists_the_options():
@@ -272,9 +290,7 @@ def test_help_lists_the_options():
 )
 def test_bad_value_in_an_environment_variable_is_a_usage_error(name, value):
     result = run_evserver(["hello", "-l", "127.0.0.1:0"], env={name: value})
-    assert result.returncode == 2, result.stderr
-    assert value in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_one_clear_line(result, value, status=2)
 
 
 def test_listen_and_backend_from_environment_variables(serve, backend):
@@ -353,6 +369,26 @@ def test_signal_stops_the_server_with_status_0(serve, sig):
     assert hello(server) == b"Hello, world!\n"
     assert server.stop(sig) == 0
     assert "Traceback" not in server.stderr
+
+
+def test_ctrl_c_stops_a_server_started_with_sigint_ignored(backend):
+    """A server started from a background script inherits SIGINT ignored; evserver installs
+    its own handling and does not depend on what it inherited."""
+    ignoring = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'evserver', *sys.argv[1:]])"
+    )
+    server = start_server(
+        ["hello", "-l", "127.0.0.1:0", "--backend", backend],
+        command=[sys.executable, "-c", ignoring],
+    )
+    try:
+        assert hello(server) == b"Hello, world!\n"
+        assert server.stop(signal.SIGINT, timeout=10) == 0
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    assert "SIGINT: stopping gracefully" in server.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

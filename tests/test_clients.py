@@ -77,11 +77,18 @@ def test_the_server_raises_its_open_files_limit_to_the_hard_limit(serve):
 # --- slow clients --------------------------------------------------------------------------------
 
 HEADER_TIMEOUT = 3
+BODY_TIMEOUT = 2
 
 
 @pytest.fixture(scope="module")
 def server(module_serve):
-    return module_serve("clientapp:application", "--header-timeout", str(HEADER_TIMEOUT))
+    return module_serve(
+        "clientapp:application",
+        "--header-timeout",
+        str(HEADER_TIMEOUT),
+        "--body-timeout",
+        str(BODY_TIMEOUT),
+    )
 
 
 def stats(server) -> dict[str, int]:
@@ -90,22 +97,24 @@ def stats(server) -> dict[str, int]:
         return conn.response().json()
 
 
-def test_a_head_sent_one_byte_a_second_is_cut_off_at_the_header_timeout(server):
-    raw = request("GET", "/alive", headers=[("X-Padding", "p" * 40)])
+def trickle(server, start: bytes, drops: bytes, pause: float) -> tuple[bytes, float]:
+    """Sends ``start``, then ``drops`` one byte every ``pause`` seconds until the server
+    answers or closes; returns what it sent back and when its answer came."""
     sock = server.address.connect()
+    sock.sendall(start)
     got = b""
     t0 = time.monotonic()
     try:
-        for byte in raw:
+        for byte in drops:
             try:
                 sock.sendall(bytes([byte]))
             except (BrokenPipeError, ConnectionResetError):
                 break
-            sock.settimeout(1.0)
+            sock.settimeout(pause)
             try:
                 data = sock.recv(65536)
             except TimeoutError:
-                continue  # one byte a second
+                continue
             got += data
             if not data or b"\r\n\r\n" in got:
                 break
@@ -117,9 +126,24 @@ def test_a_head_sent_one_byte_a_second_is_cut_off_at_the_header_timeout(server):
         elapsed = time.monotonic() - t0
     finally:
         sock.close()
+    return got, elapsed
+
+
+def test_a_head_sent_one_byte_a_second_is_cut_off_at_the_header_timeout(server):
+    raw = request("GET", "/alive", headers=[("X-Padding", "p" * 40)])
+    got, elapsed = trickle(server, b"", raw, pause=1.0)
     assert got.startswith(b"HTTP/1.1 408 "), got[:100]
     # Cut off at the timeout (checked every half second), long before the head was complete.
     assert HEADER_TIMEOUT - 0.5 <= elapsed <= HEADER_TIMEOUT + 3, elapsed
+    assert_serves(server)
+
+
+def test_a_body_trickling_in_is_cut_off_at_the_body_timeout_from_the_end_of_its_head(server):
+    """One byte every half second would keep a per-byte deadline alive for ever."""
+    head = request("POST", "/alive", headers=[("Content-Length", "1000")])
+    got, elapsed = trickle(server, head, b"x" * 40, pause=0.5)
+    assert got.startswith(b"HTTP/1.1 408 "), got[:100]
+    assert BODY_TIMEOUT - 0.5 <= elapsed <= BODY_TIMEOUT + 3, elapsed
     assert_serves(server)
 
 

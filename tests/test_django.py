@@ -176,6 +176,37 @@ def stream_clock(server: Server, path: str, gzipped: bool = False, count: int = 
 # --- runevserver --------------------------------------------------------------------------------
 
 
+def test_access_lines_go_only_to_a_handler_the_project_configured(
+    runevserver, tmp_path: Path
+) -> None:
+    """A LOGGING with a handler on evserver.access gets the access lines, and runevserver's
+    default access log (stdout) does not print them a second time."""
+    project = copy_project(tmp_path / "project")
+    access_file = tmp_path / "access.log"
+    with (project / "mysite" / "settings.py").open("a") as settings:
+        settings.write(
+            "\nLOGGING = {'version': 1, 'disable_existing_loggers': False,\n"
+            "    'handlers': {'access': {'class': 'logging.FileHandler',\n"
+            f"        'filename': {str(access_file)!r}}}}},\n"
+            "    'loggers': {'evserver.access': {'handlers': ['access'],\n"
+            "        'level': 'INFO', 'propagate': False}}}\n"
+        )
+    server = runevserver(project, "--noreload", "--nostatic", str(free_port()))
+    with server.connect() as conn:
+        conn.send(request("GET", "/notes/", host=server.address.netloc))
+        assert conn.response().status == 200
+    deadline = time.monotonic() + 5
+    while "GET /notes/" not in _read(access_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _read(access_file).count("GET /notes/") == 1
+    time.sleep(0.2)  # a second copy on stdout would be there by now
+    assert "GET /notes/" not in server.stdout
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_runevserver_serves_with_django_banner_and_stops_on_ctrl_c(
     runevserver, project: Path, backend: str
 ) -> None:

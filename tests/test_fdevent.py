@@ -191,6 +191,18 @@ def test_chunk_yielded_with_a_wait_pending_is_sent_then_the_request_parks(server
     assert result["elapsed"] >= 0.4
 
 
+@pytest.mark.parametrize("kind", ["list", "generator"])
+def test_a_wait_recorded_but_never_yielded_is_dropped_with_a_warning(server, kind):
+    """The response ends normally and the keep-alive connection serves the next request."""
+    with server.connect() as conn:
+        conn.send(request("GET", f"/unyielded-wait?kind={kind}") + request("GET", "/alive"))
+        resp = conn.response()
+        assert (resp.status, resp.body) == (200, b"done\n")
+        assert conn.response().body == b"alive\n"
+    line = server.wait_for_output(rf"never yielded.*GET /unyielded-wait\?kind={kind}")
+    assert "[WARNING]" in line
+
+
 def test_second_call_before_yielding_raises_and_the_first_wait_stands(server):
     result = result_of(server, "/second-call")
     assert result["second_call"] == "RuntimeError"

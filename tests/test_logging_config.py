@@ -116,6 +116,27 @@ def test_access_log_to_a_file_appends(tmp_path):
     assert path.read_text() == "before\nafter\n"
 
 
+def test_a_handler_the_application_configured_gets_the_access_lines_alone(capsys):
+    """Django's LOGGING applied before evserver starts (runevserver): one place only."""
+    import io
+    import logging.config
+
+    theirs = io.StringIO()
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"mine": {"class": "logging.StreamHandler", "stream": theirs}},
+            "loggers": {"evserver.access": {"handlers": ["mine"], "propagate": False}},
+        }
+    )
+    _logging.configure("info", "-")
+    logging.getLogger("evserver.access").info("GET / 200")
+    out, err = capsys.readouterr()
+    assert theirs.getvalue() == "GET / 200\n"
+    assert out == "" and err == ""
+
+
 def test_access_log_file_that_cannot_be_opened(tmp_path):
     with pytest.raises(OSError, match="cannot open access log"):
         _logging.configure("info", str(tmp_path / "no-such-dir" / "access.log"))

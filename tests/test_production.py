@@ -27,11 +27,11 @@ def status_address(server: Server) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def status_get(server: Server, path: str) -> Response:
+def status_get(server: Server, path: str, timeout: float = 5) -> Response:
     import socket
 
     host, port = status_address(server)
-    with RawConnection(socket.create_connection((host, port), timeout=5)) as conn:
+    with RawConnection(socket.create_connection((host, port), timeout=timeout)) as conn:
         conn.send(request("GET", path, host=f"{host}:{port}"))
         return conn.response()
 
@@ -110,6 +110,31 @@ def test_workers_each_accept_and_know_they_are_several(serve) -> None:
     assert len(pids) >= 2, pids
     assert str(server.pid).encode() not in pids  # the master serves nothing itself
     assert get(server, "/multiprocess").body == b"True"
+
+
+def test_idle_and_slow_status_clients_delay_no_one(serve) -> None:
+    """Fifty connections that send nothing, and one that sends half a head, while /metrics is
+    asked for: each answer comes at once, not after the idle clients' timeouts."""
+    import socket
+
+    server = serve("prodapp", "-s", "127.0.0.1:0")
+    host, port = status_address(server)
+    idle = [socket.create_connection((host, port), timeout=5) for _ in range(50)]
+    slow = socket.create_connection((host, port), timeout=5)
+    slow.sendall(b"GET /metrics HTTP/1.1\r\nHo")
+    try:
+        for _ in range(3):
+            # Served one client at a time, this waited for each idle client's timeout.
+            metrics = status_get(server, "/metrics", timeout=2)
+            assert metrics.status == 200
+            assert b"evserver_workers 1" in metrics.body
+        # The slow client is still served once it finishes its head.
+        slow.sendall(b"st: x\r\n\r\n")
+        assert RawConnection(slow).response().status == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        slow.close()
 
 
 def test_status_page_json_and_metrics(serve, tmp_path: Path) -> None:
@@ -348,12 +373,49 @@ def test_pid_file_names_the_master_and_goes_away(serve, tmp_path: Path) -> None:
     assert not pid_file.exists()
 
 
+def test_streams_the_client_abandons_are_logged_with_the_bytes_sent(serve) -> None:
+    server = serve("prodapp", "--access-log=-")
+    for _ in range(10):
+        with server.connect() as conn:
+            conn.send(request("GET", "/stream?n=100&i=0.2", host=server.address.netloc))
+            assert conn.head().status == 200
+            assert conn.read_chunk() == b"chunk 0\n"
+    deadline = time.monotonic() + 10
+    while len(_stream_lines(server)) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = _stream_lines(server)
+    assert len(lines) == 10, server.stdout
+    for line in lines:
+        assert re.search(
+            r'"GET /stream\?n=100&i=0\.2 HTTP/1\.1" 200 8 \(client went away\)$', line
+        ), line
+
+
+def test_a_stream_ended_by_a_graceful_stop_is_logged_as_such(serve) -> None:
+    server = serve("prodapp", "--access-log=-")
+    conn = server.connect()
+    conn.send(request("GET", "/stream?n=100&i=0.2", host=server.address.netloc))
+    assert conn.head().status == 200
+    assert conn.read_chunk() == b"chunk 0\n"
+    try:
+        assert server.stop(timeout=10) == 0
+    finally:
+        conn.close()
+    lines = _stream_lines(server)
+    assert len(lines) == 1, server.stdout
+    assert re.search(r'" 200 \d+ \(ended by a graceful stop\)$', lines[0]), lines
+
+
+def _stream_lines(server: Server) -> list[str]:
+    return [line for line in server.stdout_lines if "GET /stream" in line]
+
+
 def test_bad_access_log_format_is_one_line() -> None:
     from support import run_evserver
 
     result = run_evserver(["prodapp", "--access-log-format", "%(nope)s"])
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[0] == (
         "evserver: error: invalid --access-log-format: unknown access log atom %(nope)s"
     )
 

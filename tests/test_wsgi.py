@@ -125,6 +125,26 @@ def test_content_type_and_length_are_cgi_variables(server):
     assert "HTTP_CONTENT_LENGTH" not in values
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [[("Content-Length", "5, 5")], [("Content-Length", "5"), ("Content-Length", "5")]],
+    ids=["one-field-listing-it-twice", "two-identical-fields"],
+)
+def test_a_repeated_identical_content_length_reaches_the_app_as_one_number(server, fields):
+    raw = (
+        b"POST /environ HTTP/1.1\r\nHost: t\r\n"
+        + b"".join(f"{name}: {value}\r\n".encode() for name, value in fields)
+        + b"\r\n12345"
+    )
+    values = environ_for(server, raw)["values"]
+    assert values["CONTENT_LENGTH"] == "5"
+
+
+def test_an_explicit_zero_content_length_is_passed_on(server):
+    raw = request("POST", "/environ", headers=[("Content-Length", "0")])
+    assert environ_for(server, raw)["values"]["CONTENT_LENGTH"] == "0"
+
+
 def test_content_type_and_length_absent_without_a_body(server):
     values = environ_for(server, request("GET", "/environ"))["values"]
     assert values.get("CONTENT_TYPE", "") == ""

@@ -214,17 +214,8 @@ fn run(args: &Args) -> Result<i32, Failed> {
             report::fmt_us(s.p99_us.median)
         );
     }
-    for r in &doc.runs {
-        if let Some(rate) = &r.rate {
-            if !rate.reached {
-                let _ = writeln!(
-                    out,
-                    "  warning: target rate {:.1}/s not reached (sent {:.1}/s); add connections (-c) or threads (-t)",
-                    rate.target, rate.achieved
-                );
-                break;
-            }
-        }
+    if let Some(why) = doc.runs.iter().find_map(|r| r.rate.as_ref()?.shortfall()) {
+        let _ = writeln!(out, "  warning: {why}");
     }
     if interrupted().load(Ordering::Relaxed) {
         let _ = writeln!(
@@ -242,12 +233,23 @@ fn run(args: &Args) -> Result<i32, Failed> {
             write_file(std::path::Path::new(dest), &text)?;
         }
     }
+    let mut code = exit::OK;
     if let Some(path) = &args.save {
-        write_file(path, &text)?;
-        let _ = writeln!(out, "  saved as baseline: {}", path.display());
+        if doc.runs.iter().any(|r| r.requests == 0) {
+            // An endless response (a stream, a long-poll) or a server that never answered:
+            // nothing to compare a later run with.
+            let _ = out.flush();
+            eprintln!(
+                "evserver bench: not saved as a baseline: {}: a run completed no request",
+                path.display()
+            );
+            code = exit::RUNTIME;
+        } else {
+            write_file(path, &text)?;
+            let _ = writeln!(out, "  saved as baseline: {}", path.display());
+        }
     }
 
-    let mut code = exit::OK;
     let mut regressed = false;
     if let Some((path, base)) = &baseline {
         regressed = regress::compare(
@@ -412,7 +414,7 @@ fn run_once(
         backend = r.backend;
         fallback = fallback.or(r.fallback);
     }
-    let result = report::run_result(&merged, elapsed.as_secs_f64(), args.rate);
+    let result = report::run_result(&merged, elapsed.as_secs_f64(), args.threads, args.rate);
     Ok((
         result,
         (merged.latency, merged.uncorrected),

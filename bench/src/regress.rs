@@ -19,6 +19,13 @@ pub fn compare(
     )?;
     let b = &base.summary;
     let c = &doc.summary;
+    if b.requests_per_sec.median == 0.0 {
+        writeln!(
+            out,
+            "  the baseline completed no request: nothing to compare with (save another)"
+        )?;
+        return Ok(true);
+    }
     let rps_delta = delta_pct(b.requests_per_sec.median, c.requests_per_sec.median);
     let p99_delta = delta_pct(b.p99_us.median, c.p99_us.median);
     let rps_bad = rps_delta < -threshold_pct;
@@ -45,6 +52,15 @@ pub fn compare(
         "  errors        {:>12} -> {:>12}",
         b.errors.median, c.errors.median
     )?;
+    let noise = b.requests_per_sec.range_pct().max(b.p99_us.range_pct());
+    if b.runs > 1 && noise > threshold_pct {
+        writeln!(
+            out,
+            "  note: the baseline's own {} runs spread {noise:.1}%, more than the threshold: \
+             the gate is finer than the noise (save a baseline with more runs, or raise --threshold)",
+            b.runs
+        )?;
+    }
     if base.config.url != doc.config.url || base.config.connections != doc.config.connections {
         writeln!(
             out,

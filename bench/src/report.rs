@@ -121,7 +121,49 @@ pub struct RateResult {
     pub late_sends: u64,
     /// Whether at least 95% of the target rate was sent.
     pub reached: bool,
+    /// Requests that were due while every connection waited for a response.
+    #[serde(default)]
+    pub waited_for_connection: u64,
+    /// How busy the generator's threads were while recording, in percent of their time.
+    #[serde(default)]
+    pub generator_busy_pct: f64,
 }
+
+impl RateResult {
+    /// Why the target rate was not reached, and what to do, told apart from the generator's
+    /// own CPU and whether requests found every connection waiting: `None` when it was.
+    pub fn shortfall(&self) -> Option<String> {
+        if self.reached {
+            return None;
+        }
+        let intro = format!(
+            "target rate {:.1}/s not reached (sent {:.1}/s)",
+            self.target, self.achieved
+        );
+        Some(if self.generator_busy_pct >= GENERATOR_BUSY_PCT {
+            format!(
+                "{intro}: the generator is the limit (its threads were busy {:.0}% of the \
+                 time); add threads (-t)",
+                self.generator_busy_pct
+            )
+        } else if self.waited_for_connection > 0 {
+            format!(
+                "{intro}: the server is the limit: {} requests found every connection waiting \
+                 for a response while the generator was busy only {:.0}% of the time",
+                self.waited_for_connection, self.generator_busy_pct
+            )
+        } else {
+            format!(
+                "{intro}: the generator fell behind its schedule (busy {:.0}% of the time); \
+                 add threads (-t)",
+                self.generator_busy_pct
+            )
+        })
+    }
+}
+
+/// Above this share of its time busy, the generator is the limit of a rate run.
+const GENERATOR_BUSY_PCT: f64 = 90.0;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Errors {
@@ -238,8 +280,13 @@ pub fn deserialize(s: &str) -> Option<Histogram<u64>> {
         .ok()
 }
 
-/// Builds one run's results from the merged statistics.
-pub fn run_result(stats: &Stats, elapsed_s: f64, target_rate: Option<f64>) -> RunResult {
+/// Builds one run's results from the merged statistics of `threads` threads.
+pub fn run_result(
+    stats: &Stats,
+    elapsed_s: f64,
+    threads: u32,
+    target_rate: Option<f64>,
+) -> RunResult {
     let per_sec = |n: f64| if elapsed_s > 0.0 { n / elapsed_s } else { 0.0 };
     let status: BTreeMap<String, u64> = stats
         .status
@@ -257,11 +304,18 @@ pub fn run_result(stats: &Stats, elapsed_s: f64, target_rate: Option<f64>) -> Ru
     let total = e.total() + error_status.values().sum::<u64>();
     let rate = target_rate.map(|target| {
         let achieved = per_sec(stats.sent as f64);
+        let thread_time = elapsed_s * 1e6 * f64::from(threads.max(1));
         RateResult {
             target,
             achieved,
             late_sends: stats.late,
             reached: achieved >= target * 0.95,
+            waited_for_connection: stats.starved,
+            generator_busy_pct: if thread_time > 0.0 {
+                (stats.cpu_micros as f64 / thread_time * 100.0).min(100.0)
+            } else {
+                0.0
+            },
         }
     });
     // The last second is cut short by the end of the run: keep only whole ones.
@@ -439,4 +493,37 @@ pub fn print_spectrum(out: &mut dyn Write, label: &str, h: &Histogram<u64>) -> i
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(busy: f64, waited: u64) -> RateResult {
+        RateResult {
+            target: 1000.0,
+            achieved: 600.0,
+            late_sends: 10,
+            reached: false,
+            waited_for_connection: waited,
+            generator_busy_pct: busy,
+        }
+    }
+
+    #[test]
+    fn a_missed_rate_blames_the_generator_or_the_server_not_both() {
+        let busy = rate(97.0, 50).shortfall().unwrap();
+        assert!(busy.contains("generator is the limit") && busy.contains("add threads"));
+        let server = rate(20.0, 50).shortfall().unwrap();
+        assert!(server.contains("server is the limit"), "{server}");
+        assert!(
+            !server.contains("add connections") && !server.contains("-c"),
+            "{server}"
+        );
+        let behind = rate(40.0, 0).shortfall().unwrap();
+        assert!(behind.contains("fell behind"), "{behind}");
+        let mut reached = rate(20.0, 0);
+        reached.reached = true;
+        assert_eq!(reached.shortfall(), None);
+    }
 }

@@ -64,6 +64,10 @@ pub struct Stats {
     pub sent: u64,
     /// Rate mode: requests sent more than `LATE_AFTER` after their planned time.
     pub late: u64,
+    /// Rate mode: requests that were due while every connection waited for a response.
+    pub starved: u64,
+    /// CPU time the generator's threads used while recording, in microseconds.
+    pub cpu_micros: u64,
     pub errors: ErrorCounts,
     /// Responses by status code (a status line has three digits).
     pub status: Box<[u64; 1000]>,
@@ -79,6 +83,8 @@ impl Stats {
             bytes: 0,
             sent: 0,
             late: 0,
+            starved: 0,
+            cpu_micros: 0,
             errors: ErrorCounts::default(),
             status: Box::new([0; 1000]),
             timeline: Vec::with_capacity(64),
@@ -95,6 +101,8 @@ impl Stats {
         self.bytes = 0;
         self.sent = 0;
         self.late = 0;
+        self.starved = 0;
+        self.cpu_micros = 0;
         self.errors = ErrorCounts::default();
         self.status.fill(0);
         self.timeline.clear();
@@ -137,6 +145,8 @@ impl Stats {
         self.bytes += o.bytes;
         self.sent += o.sent;
         self.late += o.late;
+        self.starved += o.starved;
+        self.cpu_micros += o.cpu_micros;
         self.errors.add(&o.errors);
         for (a, b) in self.status.iter_mut().zip(o.status.iter()) {
             *a += b;

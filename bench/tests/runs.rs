@@ -381,3 +381,58 @@ fn running_out_of_file_descriptors_is_reported_not_a_hang() {
         assert!(stdout.contains("Errors"), "{backend}: {stdout}");
     }
 }
+
+/// Runs the `evserver-bench` binary; returns its exit status and standard output.
+fn bench_binary(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_evserver-bench"))
+        .args(args)
+        .output()
+        .expect("run evserver-bench");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_run_with_no_completed_request_is_not_saved_as_a_baseline() {
+    let (url, _) = tcp_server(Behaviour::Silent);
+    let dir = temp_dir("save-empty");
+    let base = dir.join("base.json");
+    let base_s = base.display().to_string();
+    let (code, _, err) = bench_binary(&["-d", "1s", "-c", "2", "--save", &base_s, &url]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not saved as a baseline"), "{err}");
+    assert!(!base.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_baseline_noisier_than_the_threshold_is_said_to_be() {
+    let (url, _) = tcp_server(Behaviour::Answer(200));
+    let dir = temp_dir("noisy");
+    let base = dir.join("base.json");
+    let base_s = base.display().to_string();
+    let (code, _, err) = bench_binary(&["-n", "200", "--runs", "3", "--save", &base_s, &url]);
+    assert_eq!(code, 0, "{err}");
+    let mut saved: Document =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    let rps = &mut saved.summary.requests_per_sec;
+    rps.min = rps.median * 0.8;
+    rps.max = rps.median * 1.2;
+    std::fs::write(&base, serde_json::to_string(&saved).unwrap()).unwrap();
+    let (_, out, _) = bench_binary(&["-n", "200", "--compare", &base_s, "--threshold", "5%", &url]);
+    assert!(out.contains("the gate is finer than the noise"), "{out}");
+    let (_, out, _) = bench_binary(&[
+        "-n",
+        "200",
+        "--compare",
+        &base_s,
+        "--threshold",
+        "50%",
+        &url,
+    ]);
+    assert!(!out.contains("finer than the noise"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

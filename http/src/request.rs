@@ -95,6 +95,20 @@ pub struct Head {
     pub expect_continue: bool,
 }
 
+impl Head {
+    /// The origin-form target as sent: the path and, with its '?', the query.
+    pub fn target(&self) -> Span {
+        Span {
+            start: self.path.start,
+            end: if self.query.is_empty() {
+                self.path.end
+            } else {
+                self.query.end
+            },
+        }
+    }
+}
+
 /// The outcome of parsing a buffer that may hold a partial head.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {

@@ -90,18 +90,11 @@ impl Gather {
     /// Every buffer must be valid for reads for the call's duration.
     pub unsafe fn send_now(&mut self, fd: RawFd) -> io::Result<usize> {
         let msg = self.msghdr();
-        loop {
+        crate::sys::retry_eintr(|| {
             // SAFETY: the header and its iovecs live in `self`; the caller guarantees the
             // buffers are readable.
-            let n = unsafe { libc::sendmsg(fd, msg, crate::sys::SEND_FLAGS) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+            unsafe { libc::sendmsg(fd, msg, crate::sys::SEND_FLAGS) }
+        })
     }
 }
 

@@ -128,6 +128,17 @@ pub fn cpu_time_micros() -> u64 {
     micros(usage.ru_utime) + micros(usage.ru_stime)
 }
 
+/// The CPU time the calling thread used, in microseconds (user and system).
+pub fn thread_cpu_time_micros() -> u64 {
+    // SAFETY: clock_gettime writes into a zeroed local struct.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        ts
+    };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
 /// This process's resident memory in bytes: the current figure on Linux, the peak elsewhere.
 pub fn resident_bytes() -> u64 {
     #[cfg(target_os = "linux")]
@@ -198,14 +209,18 @@ pub fn drain_pipe(fd: RawFd, into: &mut Vec<u8>) -> bool {
     }
 }
 
-/// Waits until one of `fds` is readable or `timeout_ms` passes (-1: forever); returns which
-/// are readable (or hung up). An interrupting signal returns early with none.
-pub fn wait_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
+/// Waits until one of `fds` is ready for its interest (or has an error or hang-up), or
+/// `timeout_ms` passes (-1: forever); returns which are ready. An interrupting signal returns
+/// early with none. For a loop of a few fds that needs no event backend (the master's).
+pub fn wait_ready(fds: &[(RawFd, crate::Interest)], timeout_ms: i32) -> io::Result<Vec<bool>> {
     let mut pollfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&fd| libc::pollfd {
+        .map(|&(fd, interest)| libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events: match interest {
+                crate::Interest::Readable => libc::POLLIN,
+                crate::Interest::Writable => libc::POLLOUT,
+            },
             revents: 0,
         })
         .collect();
@@ -226,7 +241,7 @@ pub fn wait_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
     }
     Ok(pollfds
         .iter()
-        .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+        .map(|p| p.revents & (p.events | libc::POLLHUP | libc::POLLERR) != 0)
         .collect())
 }
 

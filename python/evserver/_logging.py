@@ -4,6 +4,9 @@ The engine calls :func:`configure` once at startup. It logs application errors t
 ``evserver`` logger (with ``exc_info``) and one Common Log Format line per response to
 ``evserver.access``. The root logger is never touched, so an application's own logging setup
 (Django's ``LOGGING``, ``logging.basicConfig``) applies as it would under any other server.
+When that setup already gave ``evserver.access`` a handler (``manage.py runevserver`` runs
+after Django applied ``LOGGING``), access lines go there only: evserver adds no handler of its
+own beside it.
 """
 
 from __future__ import annotations
@@ -72,6 +75,12 @@ def configure(level: str = "info", access_log: str | None = None) -> None:
 
     access = logging.getLogger(ACCESS_LOGGER)
     _remove_our_handlers(access)
+    if access_handler is not None and access.handlers:
+        # The application's logging configuration chose where access lines go: one place.
+        access_handler.close()
+        access.setLevel(logging.INFO)
+        access.disabled = False
+        return
     access.propagate = False
     if access_handler is None:
         access.setLevel(OFF)

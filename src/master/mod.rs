@@ -9,6 +9,7 @@
 mod reload;
 mod sockets;
 pub mod status;
+mod status_page;
 mod supervisor;
 
 pub use sockets::Sockets;

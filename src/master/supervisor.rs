@@ -11,6 +11,7 @@ use crate::log::Log;
 use crate::scoreboard::{Scoreboard, MAX_WORKERS};
 use evserver_platform::process::{self, Exit};
 use evserver_platform::signals::{Disposition, SignalPipe};
+use evserver_platform::Interest;
 use pyo3::prelude::*;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -181,34 +182,39 @@ impl<'py, B: WorkerBody> Master<'py, B> {
 
     fn supervise(&mut self, signals: &SignalPipe) -> Result<(), BootFailed> {
         loop {
-            let mut fds = vec![signals.fd()];
-            if let Some(status) = &self.status {
-                fds.push(status.fd());
-            }
-            let first_ready = fds.len();
+            let mut fds = vec![(signals.fd(), Interest::Readable)];
             let booting: Vec<usize> = (0..self.children.len())
                 .filter(|&i| {
                     self.children[i].phase == Phase::Booting && self.children[i].ready_fd >= 0
                 })
                 .collect();
-            fds.extend(booting.iter().map(|&i| self.children[i].ready_fd));
+            fds.extend(
+                booting
+                    .iter()
+                    .map(|&i| (self.children[i].ready_fd, Interest::Readable)),
+            );
+            let first_status = fds.len();
+            if let Some(status) = &self.status {
+                status.interests(&mut fds);
+            }
             let wait = TICK.as_millis() as i32;
-            let readable = self
+            let ready = self
                 .py
-                .detach(|| process::wait_readable(&fds, wait))
+                .detach(|| process::wait_ready(&fds, wait))
                 .unwrap_or_else(|_| vec![false; fds.len()]);
-            if readable[0] {
+            if ready[0] {
                 for sig in signals.take() {
                     self.on_signal(sig);
                 }
             }
             for (k, &i) in booting.iter().enumerate() {
-                if readable[first_ready + k] {
+                if ready[1 + k] {
                     self.on_ready_pipe(i);
                 }
             }
-            if self.status.is_some() && readable[1] {
-                self.serve_status();
+            if let Some(mut status) = self.status.take() {
+                status.on_ready(&ready[first_status..], &mut || self.snapshot());
+                self.status = Some(status);
             }
             self.reap()?;
             self.check_timeouts();

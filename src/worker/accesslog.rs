@@ -173,18 +173,11 @@ impl Format {
         self.request_atoms
             .iter()
             .map(|atom| match atom {
-                RequestAtom::Line => {
-                    let end = if head.query.is_empty() {
-                        head.path.end
-                    } else {
-                        head.query.end
-                    };
-                    format!(
-                        "{} {} {protocol}",
-                        text(head.method.of(buf)),
-                        text(&buf[head.path.start as usize..end as usize])
-                    )
-                }
+                RequestAtom::Line => format!(
+                    "{} {} {protocol}",
+                    text(head.method.of(buf)),
+                    text(head.target().of(buf))
+                ),
                 RequestAtom::Method => text(head.method.of(buf)),
                 RequestAtom::Path => text(head.path.of(buf)),
                 RequestAtom::Query => text(head.query.of(buf)),
@@ -209,6 +202,8 @@ impl Format {
                 Part::Request(i) => {
                     line.push_str(entry.captured.get(*i).map_or("-", String::as_str))
                 }
+                // A response that ended before its head went out has no status: `-`.
+                Part::Status if entry.status == 0 => line.push('-'),
                 Part::Status => {
                     let _ = write!(line, "{}", entry.status);
                 }
@@ -261,6 +256,7 @@ pub struct Entry<'a> {
     pub remote: &'a str,
     /// `[10/Oct/2000:13:55:36 +0000]`.
     pub time: &'a str,
+    /// 0 when no head went out.
     pub status: u16,
     pub bytes: u64,
     pub duration: Duration,
@@ -279,13 +275,15 @@ pub struct Record {
 }
 
 impl Format {
-    /// The line of a response that ended, for the client at `remote`.
+    /// The line of a response that ended, for the client at `remote`, with `bytes` of body
+    /// sent.
     pub fn line_for(
         &self,
         py: Python<'_>,
         record: &Record,
         response: &Response,
         remote: &str,
+        bytes: u64,
     ) -> String {
         let time = format!(
             "[{}]",
@@ -315,7 +313,7 @@ impl Format {
             remote,
             time: &time,
             status: response.status,
-            bytes: response.body_bytes(),
+            bytes,
             duration: Instant::now().saturating_duration_since(record.started),
             response_headers: &response_headers,
             environ_values: &environ_values,

@@ -4,6 +4,7 @@
 
 use super::conn::{Conn, State};
 use super::op::Op;
+use super::respond::Ending;
 use super::Worker;
 use evserver_platform::sys;
 use std::time::Duration;
@@ -25,9 +26,20 @@ impl Worker<'_> {
         self.arm_recv(slot, conn);
     }
 
-    /// Cancels everything the connection has in flight, calls the iterable's `close()` if a
-    /// response runs, and closes the fd. The slot is freed when the last operation reports.
+    /// Closes a connection whose client went away (or broke, or never sent its request).
     pub(super) fn close_now(&mut self, slot: u32, conn: &mut Conn) {
+        self.close_with(slot, conn, Ending::ClientGone);
+    }
+
+    /// Closes a connection because the worker stops now.
+    pub(super) fn close_for_stop(&mut self, slot: u32, conn: &mut Conn) {
+        self.close_with(slot, conn, Ending::Stopped);
+    }
+
+    /// Cancels everything the connection has in flight, ends a running response (its
+    /// `close()` called, its access-log line written with `ending`), and closes the fd. The
+    /// slot is freed when the last operation reports.
+    fn close_with(&mut self, slot: u32, conn: &mut Conn, ending: Ending) {
         if conn.is_closed() {
             return;
         }
@@ -35,6 +47,8 @@ impl Worker<'_> {
         let state = std::mem::replace(&mut conn.state, State::Closed);
         if let State::App(mut running) = state {
             self.with_ctx(|py, _, ctx| running.response.close_iterable(py, ctx));
+            self.log_access(conn, &running, ending);
+            self.app.recycle(self.py, running.response);
         }
         let generation = conn.generation;
         if conn.recv_armed {

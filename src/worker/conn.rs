@@ -52,6 +52,8 @@ pub struct Conn {
     pub sending: bool,
     /// A wait for the socket to become writable (sendfile) is pending.
     pub awaiting_writable: bool,
+    /// The response is not driven until everything queued was sent (see `Step::Send`).
+    pub awaiting_sent: bool,
     /// Operations the kernel holds for this slot.
     pub ops: u32,
     /// The client finished sending (or the connection broke).
@@ -87,6 +89,7 @@ impl Conn {
             recv_armed: false,
             sending: false,
             awaiting_writable: false,
+            awaiting_sent: false,
             ops: 0,
             eof: false,
             deadline: None,

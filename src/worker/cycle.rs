@@ -86,9 +86,6 @@ impl Worker<'_> {
         let mut fed = 0;
         if reading && conn.body.takes_in_memory(len) {
             fed = conn.framer.feed_body(data, conn.body.buffer());
-            if fed > 0 {
-                conn.deadline = Some(self.now + self.settings.header_timeout);
-            }
         }
         conn.framer.feed(&data[fed..]);
         if starts_head {
@@ -108,14 +105,15 @@ impl Worker<'_> {
                     };
                     conn.body.begin(declared);
                     if conn.framer.in_body() {
-                        conn.deadline = Some(self.now + self.settings.header_timeout);
+                        // Absolute from the end of the head: a body trickling in does not
+                        // push it back.
+                        conn.deadline = self.settings.body_timeout.map(|t| self.now + t);
                     }
                 }
                 Ok(Event::Continue) => {
                     conn.out.write_with(|buf| write_interim(buf, 100));
                 }
                 Ok(Event::Body(_)) => {
-                    conn.deadline = Some(self.now + self.settings.header_timeout);
                     if let Err(e) = conn.body.stored() {
                         self.refuse_unstored_body(
                             conn,
@@ -148,11 +146,10 @@ impl Worker<'_> {
     fn dispatch(&mut self, slot: u32, conn: &mut Conn) {
         let framing = conn.framer.head().0.body;
         let has_body = !matches!(framing, Some(BodyFraming::None) | None);
-        let chunked = matches!(framing, Some(BodyFraming::Chunked));
         let body = if has_body {
-            let decoded = chunked.then(|| conn.body.len());
+            let length = conn.body.len();
             match conn.body.finish() {
-                Ok(body) => Some((body, decoded)),
+                Ok(body) => Some((body, length)),
                 Err(e) => {
                     self.refuse_unstored_body(
                         conn,

@@ -4,7 +4,9 @@
 
 use super::conn::{Conn, State};
 use super::op::Op;
+use super::respond::Ending;
 use super::Worker;
+use crate::wsgi::response::Step;
 use evserver_platform::{process, Completion, Interest};
 use std::time::Duration;
 
@@ -86,7 +88,11 @@ impl Worker<'_> {
         let out = &mut conn.out;
         let response = &mut running.response;
         let step = self.with_ctx(|py, _, ctx| response.end_for_shutdown(py, ctx, out));
-        self.on_step(slot, conn, step);
+        match step {
+            // A 503, the last chunk, or a body cut short: the stop ended it.
+            Step::Done { .. } | Step::Abort => self.finish_request(conn, false, Ending::Stopped),
+            step => self.on_step(slot, conn, step),
+        }
         self.start_send(slot, conn);
         if matches!(conn.state, State::Done) && conn.out.is_empty() {
             self.begin_linger(slot, conn);
@@ -117,7 +123,7 @@ impl Worker<'_> {
     pub(super) fn shutdown(&mut self) {
         for slot in 0..self.slots.len() {
             if let Some(mut conn) = self.slots.take_at(slot) {
-                self.close_now(slot as u32, &mut conn);
+                self.close_for_stop(slot as u32, &mut conn);
             }
         }
         self.cancel_accepts();

@@ -180,6 +180,7 @@ impl<'py> Worker<'py> {
                     break;
                 }
             }
+            completions.clear();
             self.completions = completions;
             if self.now >= self.next_sweep {
                 self.sweep();

@@ -45,7 +45,10 @@ pub struct Settings {
     pub limits: Limits,
     pub spill_body: usize,
     pub keep_alive: Duration,
+    /// How long a head may take from its first byte (`408` after).
     pub header_timeout: Duration,
+    /// How long a body may take from the end of its head (`408` after); `None`: no limit.
+    pub body_timeout: Option<Duration>,
     /// Stop (gracefully) after this many requests, so the master starts a fresh worker.
     pub max_requests: Option<u64>,
     /// Open connections beyond which the worker stops accepting (0: no limit).

@@ -184,10 +184,6 @@ impl<K> OutQueue<K> {
         !self.in_flight && self.pending.bytes == 0
     }
 
-    pub fn in_flight(&self) -> bool {
-        self.in_flight
-    }
-
     /// If nothing is in flight and something is pending, makes the pending bytes the flight
     /// and returns the send to issue. The memory the op points to stays valid until
     /// `complete` reports the flight done, or the queue is dropped.
@@ -279,10 +275,6 @@ impl Output for OutQueue<Keep> {
 
     fn unsent(&self) -> usize {
         OutQueue::unsent(self)
-    }
-
-    fn in_flight(&self) -> bool {
-        OutQueue::in_flight(self)
     }
 }
 

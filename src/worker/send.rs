@@ -1,5 +1,7 @@
 //! Sending: the connection's send queue handed to the driver one flight at a time (short sends
-//! resumed), and files sent with sendfile, waiting for writability when the socket is full.
+//! resumed; the loop submits every connection's sends in one batch), and files sent with
+//! sendfile, waiting for writability when the socket is full. A send's completion drives the
+//! response on: a streamed block is with the kernel before the application makes the next.
 
 use super::conn::{Conn, State};
 use super::op::Op;
@@ -34,23 +36,7 @@ impl Worker<'_> {
     }
 
     pub(super) fn on_send(&mut self, slot: u32, conn: &mut Conn, c: Completion) {
-        conn.sending = false;
-        if conn.is_closed() {
-            return;
-        }
-        if c.result < 0 {
-            if c.result == -libc::EAGAIN || c.result == -libc::EINTR {
-                if let Some(op) = conn.out.complete(0) {
-                    self.issue_send(slot, conn, op);
-                }
-                return;
-            }
-            // The client is gone (EPIPE, ECONNRESET, ...).
-            self.close_now(slot, conn);
-            return;
-        }
-        if let Some(op) = conn.out.complete(c.result as usize) {
-            self.issue_send(slot, conn, op);
+        if !self.apply_send(slot, conn, c.result) {
             return;
         }
         self.start_send(slot, conn);
@@ -62,6 +48,33 @@ impl Worker<'_> {
             self.begin_linger(slot, conn);
         }
         self.arm_recv(slot, conn);
+    }
+
+    /// Records the result of the flight in flight; a short send goes on with the rest.
+    /// Returns whether the flight is over and the connection still open.
+    fn apply_send(&mut self, slot: u32, conn: &mut Conn, result: i32) -> bool {
+        conn.sending = false;
+        if conn.is_closed() {
+            return false;
+        }
+        if result < 0 {
+            if result == -libc::EAGAIN || result == -libc::EINTR {
+                if let Some(op) = conn.out.complete(0) {
+                    self.issue_send(slot, conn, op);
+                }
+            } else {
+                // The client is gone (EPIPE, ECONNRESET, ...).
+                self.close_now(slot, conn);
+            }
+            return false;
+        }
+        match conn.out.complete(result as usize) {
+            Some(op) => {
+                self.issue_send(slot, conn, op);
+                false
+            }
+            None => true,
+        }
     }
 
     /// Sends the response's file with sendfile once the queue ahead of it is empty.

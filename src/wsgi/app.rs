@@ -22,8 +22,8 @@ pub struct Request<'a> {
     pub head: &'a Head,
     /// The bytes `head`'s spans point into.
     pub head_bytes: &'a [u8],
-    /// The body read in advance, with its decoded length when it was chunked.
-    pub body: Option<(Body, Option<u64>)>,
+    /// The body read in advance, and its length.
+    pub body: Option<(Body, u64)>,
     pub peer: Option<SocketAddr>,
     /// The connection's peer strings, made on its first request.
     pub peer_strings: &'a mut Option<PeerStrings>,
@@ -106,8 +106,8 @@ impl App {
         request: Request<'_>,
         timeout_flag: &Py<TimeoutFlag>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (input, decoded_length) = match request.body {
-            Some((body, decoded)) => (Py::new(py, Input::new(body))?, decoded),
+        let (input, body_length) = match request.body {
+            Some((body, length)) => (Py::new(py, Input::new(body))?, Some(length)),
             None => (self.empty_input.clone_ref(py), None),
         };
         let (remote_addr, remote_port) = self.peers.strings(py, request.peer, request.peer_strings);
@@ -122,7 +122,7 @@ impl App {
                 head: request.head,
                 remote_addr: &remote_addr,
                 remote_port: &remote_port,
-                decoded_length,
+                body_length,
             },
         )?;
         Ok(environ)

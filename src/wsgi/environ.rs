@@ -25,8 +25,9 @@ pub struct RequestParts<'a, 'py> {
     pub head: &'a Head,
     pub remote_addr: &'a Bound<'py, PyString>,
     pub remote_port: &'a Bound<'py, PyString>,
-    /// The decoded body length when the body was chunked (sent as CONTENT_LENGTH).
-    pub decoded_length: Option<u64>,
+    /// The body's length as the server read it (a chunked body's decoded length), for
+    /// CONTENT_LENGTH; `None` when the request has no body.
+    pub body_length: Option<u64>,
 }
 
 enum Key {
@@ -233,12 +234,7 @@ impl EnvironBuilder {
         } else {
             environ.set_item(intern!(py, "QUERY_STRING"), str_from_latin1(py, query))?;
         }
-        let target_end = if head.query.is_empty() {
-            head.path.end
-        } else {
-            head.query.end
-        };
-        let raw_uri = &buf[head.path.start as usize..target_end as usize];
+        let raw_uri = head.target().of(buf);
         environ.set_item(intern!(py, "RAW_URI"), str_from_latin1(py, raw_uri))?;
         let protocol = match head.version {
             Some(Version::Http10) => intern!(py, "HTTP/1.0"),
@@ -247,10 +243,13 @@ impl EnvironBuilder {
         environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
         environ.set_item(intern!(py, "REMOTE_ADDR"), req.remote_addr)?;
         environ.set_item(intern!(py, "REMOTE_PORT"), req.remote_port)?;
-        if let Some(length) = req.decoded_length {
+        if let Some(length) = req.body_length {
             let mut text = itoa::Buffer::new();
             environ.set_item(intern!(py, "CONTENT_LENGTH"), text.format(length))?;
         }
+        // CONTENT_LENGTH is the number the server parsed, never the field as sent
+        // (`Content-Length: 5, 5` is 5); an explicit 0 is passed on.
+        let mut zero_length_sent = false;
         for (name, value) in &head.headers {
             let name = name.of(buf);
             let value = value.of(buf);
@@ -258,10 +257,8 @@ impl EnvironBuilder {
                 Key::Skip => continue,
                 Key::ContentType => intern!(py, "CONTENT_TYPE").clone(),
                 Key::ContentLength => {
-                    if req.decoded_length.is_some() {
-                        continue;
-                    }
-                    intern!(py, "CONTENT_LENGTH").clone()
+                    zero_length_sent = req.body_length.is_none();
+                    continue;
                 }
                 Key::Http => self.http_key(py, name),
             };
@@ -288,6 +285,9 @@ impl EnvironBuilder {
                 );
                 environ.set_item(key, joined)?;
             }
+        }
+        if zero_length_sent {
+            environ.set_item(intern!(py, "CONTENT_LENGTH"), intern!(py, "0"))?;
         }
         Ok(())
     }

@@ -15,6 +15,4 @@ pub trait Output {
     fn write_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R;
     /// Bytes appended and not yet confirmed sent.
     fn unsent(&self) -> usize;
-    /// Whether a send is on its way (its completion not seen yet).
-    fn in_flight(&self) -> bool;
 }

@@ -43,18 +43,19 @@ enum Source {
 
 /// What the connection must do next for this response.
 pub enum Step {
-    /// Hand what is queued to the kernel, then drive again.
-    Flush,
+    /// Hand what is queued to the kernel, and drive again once it is sent: after a streamed
+    /// block (PEP 3333: a block is on its way before the application makes the next), or when
+    /// the output passed its high-water mark (a slow reader costs bounded memory).
+    Send,
     /// Park until one of the wait's fds is ready or its timeout passes.
     Park(PendingWait),
-    /// Wait until the output drains below the high-water mark.
-    AwaitSend,
     /// Send the file (see [`Response::file`]) once the output is empty, then call
     /// [`Response::end_body`].
     SendFile,
     /// The response is complete and `close()` was called.
     Done { keep_alive: bool },
-    /// The response failed after its head went out: close the connection. `close()` was called.
+    /// The response failed after its head went out: send what is queued, then close the
+    /// connection without the body's proper end. `close()` was called.
     Abort,
 }
 
@@ -83,6 +84,9 @@ pub struct Response {
     pub status: u16,
     /// Body bytes beyond the application's Content-Length were dropped.
     overrun: bool,
+    /// The application recorded an fdevent wait it never yielded; it was dropped (the worker
+    /// logs a warning naming the request).
+    pub stale_wait: bool,
 }
 
 fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
@@ -112,6 +116,7 @@ impl Response {
             body_sent: 0,
             status: 0,
             overrun: false,
+            stale_wait: false,
         };
         let called = ctx
             .waits
@@ -221,7 +226,7 @@ impl Response {
                 _ => HIGH_WATER_MARK,
             };
             if out.unsent() >= mark {
-                return Step::AwaitSend;
+                return Step::Send;
             }
             // The wait the application recorded, taken right after the call that could.
             let mut wait = None;
@@ -231,6 +236,10 @@ impl Response {
                     if *index < *len {
                         let item = obj.bind(py).get_item(*index);
                         *index += 1;
+                        if *index == *len && wait.take().is_some() {
+                            // Nothing follows the last item: no one yields this wait.
+                            self.stale_wait = true;
+                        }
                         Some(item)
                     } else {
                         None
@@ -261,7 +270,11 @@ impl Response {
                 return step;
             }
             let chunk = match chunk {
-                None => return self.finish(py, ctx, out),
+                None => {
+                    // The iterable ended: a wait it recorded was never yielded.
+                    self.stale_wait |= wait.is_some();
+                    return self.finish(py, ctx, out);
+                }
                 Some(Err(err)) => return self.fail(py, ctx, out, "the response iterable", err),
                 Some(Ok(chunk)) => chunk,
             };
@@ -293,9 +306,9 @@ impl Response {
             if let Some(wait) = wait {
                 return Step::Park(wait);
             }
-            if sent && matches!(self.source, Source::Iter(_)) && !out.in_flight() {
+            if sent && matches!(self.source, Source::Iter(_)) {
                 // PEP 3333: a block must be on its way before the application makes the next.
-                return Step::Flush;
+                return Step::Send;
             }
         }
     }

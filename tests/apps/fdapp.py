@@ -208,6 +208,23 @@ def chunk_with_pending_wait(environ, start_response):
         sock.close()
 
 
+def unyielded_wait(environ, start_response):
+    """A wait recorded but never yielded: with ``kind=list`` the app then returns a finished
+    list; with ``kind=generator`` the generator records it and ends."""
+    sock = idle_socket()
+    SHARED[f"unyielded-{id(sock)}"] = sock  # kept open: an open, idle fd never wakes a wait
+    if query(environ)["kind"] == "list":
+        environ["x-wsgiorg.fdevent.readable"](sock, None)
+        return respond(start_response, b"done\n")
+
+    def body():
+        start_response("200 OK", TEXT)
+        yield b"done\n"
+        environ["x-wsgiorg.fdevent.readable"](sock, None)
+
+    return body()
+
+
 def second_call_before_yielding(environ, start_response):
     """Two calls before yielding: the second raises RuntimeError, the first wait stands."""
     first, second = idle_socket(), idle_socket()
@@ -307,6 +324,7 @@ ROUTES = {
     "/park": park,
     "/chunk-with-pending-wait": chunk_with_pending_wait,
     "/second-call": second_call_before_yielding,
+    "/unyielded-wait": unyielded_wait,
     "/ticks": ticks,
     "/bad-arguments": bad_arguments,
     "/flag": flag_now,

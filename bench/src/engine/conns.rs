@@ -170,11 +170,18 @@ impl Worker<'_> {
     pub(super) fn send_scheduled(&mut self) {
         loop {
             let Some(s) = &self.schedule else { return };
-            let due = s.due();
+            let (due, k) = (s.due(), s.k);
             if due > self.now {
                 return;
             }
-            let Some(slot) = self.pop_idle() else { return };
+            let Some(slot) = self.pop_idle() else {
+                // Due, and every connection waits for a response: counted once per request.
+                if self.recording && self.starved_at != Some(k) {
+                    self.starved_at = Some(k);
+                    self.stats.starved += 1;
+                }
+                return;
+            };
             if self.take(1) == 0 {
                 self.ready(slot);
                 return;

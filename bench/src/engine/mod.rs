@@ -8,7 +8,7 @@
 
 use crate::response::ResponseParser;
 use crate::stats::Stats;
-use evserver_platform::ConnectAddr;
+use evserver_platform::{process, ConnectAddr};
 use evserver_platform::{Choice, Completion, Config, Driver, Token};
 
 mod completions;
@@ -142,6 +142,10 @@ struct Worker<'a> {
     /// Sends queued since the last wait: they complete as they are submitted, so a wait for
     /// `batch` responses asks for this many completions more.
     sends_queued: u32,
+    /// Rate mode: the scheduled request last counted as starved (see `Stats::starved`).
+    starved_at: Option<u64>,
+    /// This thread's CPU time when recording started.
+    cpu_at_start: u64,
     /// A failure to create a socket was reported already.
     socket_error_shown: bool,
 }
@@ -216,10 +220,13 @@ pub fn run_thread(
         }),
         batch: 1,
         sends_queued: 0,
+        starved_at: None,
+        cpu_at_start: 0,
         socket_error_shown: false,
     };
     let result = w.run(progress, stop);
     let elapsed = if w.recording {
+        w.stats.cpu_micros = process::thread_cpu_time_micros().saturating_sub(w.cpu_at_start);
         w.now.saturating_duration_since(plan.measure_from)
     } else {
         Duration::ZERO
@@ -366,6 +373,7 @@ impl Worker<'_> {
     fn start_recording(&mut self) {
         self.recording = true;
         self.stats.clear();
+        self.cpu_at_start = process::thread_cpu_time_micros();
         for c in &mut self.conns {
             c.warm = c.outstanding;
         }

@@ -3,25 +3,11 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::sys::SEND_FLAGS;
+use crate::sys::{retry_eintr, SEND_FLAGS};
 
 /// The negated errno of `err`, as a completion result.
 pub(super) fn neg_errno(err: &io::Error) -> i32 {
     -err.raw_os_error().unwrap_or(libc::EIO)
-}
-
-/// Runs `call` until it is not interrupted by a signal.
-fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
-    loop {
-        let ret = call();
-        if ret >= 0 {
-            return Ok(ret as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec socket.
