@@ -53,6 +53,14 @@ pub struct Cli {
           value_parser = parse_workers)]
     pub workers: Workers,
 
+    /// Threads per worker that run the application (1: inline, on the worker's event-loop
+    /// thread, the fastest for applications that never block). With N > 1 a pool of N
+    /// threads runs views that block (a database query) while the loop keeps receiving,
+    /// sending and holding parked requests, which take no thread.
+    #[arg(long, value_name = "N", default_value_t = 1, env = "EVSERVER_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
+
     /// Seconds a worker may stay inside the application without its event loop turning
     /// before the master kills and replaces it (0: never).
     #[arg(

@@ -1,5 +1,7 @@
 //! Logging through Python's `logging` (loggers `evserver` and `evserver.access`), so an
 //! application's own logging configuration (Django's LOGGING, ...) applies to the server too.
+//! Every method attaches to the interpreter itself (a cheap check on a thread that already
+//! is), so threads that run detached (a worker's loop in thread mode) log the same way.
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -38,32 +40,38 @@ impl Log {
         })
     }
 
-    fn log(&self, py: Python<'_>, level: i32, msg: &str) {
-        if let Err(e) = self.logger.bind(py).call_method1("log", (level, "%s", msg)) {
-            eprintln!("evserver: {msg} (logging failed: {e})");
-        }
+    fn log(&self, level: i32, msg: &str) {
+        Python::attach(|py| {
+            if let Err(e) = self.logger.bind(py).call_method1("log", (level, "%s", msg)) {
+                eprintln!("evserver: {msg} (logging failed: {e})");
+            }
+        })
     }
 
-    pub fn debug(&self, py: Python<'_>, msg: &str) {
+    pub fn debug(&self, msg: &str) {
         if self.debug {
-            self.log(py, DEBUG, msg);
+            self.log(DEBUG, msg);
         }
     }
 
-    pub fn info(&self, py: Python<'_>, msg: &str) {
-        self.log(py, INFO, msg);
+    pub fn info(&self, msg: &str) {
+        self.log(INFO, msg);
     }
 
-    pub fn warning(&self, py: Python<'_>, msg: &str) {
-        self.log(py, WARNING, msg);
+    pub fn warning(&self, msg: &str) {
+        self.log(WARNING, msg);
     }
 
-    pub fn error(&self, py: Python<'_>, msg: &str) {
-        self.log(py, ERROR, msg);
+    pub fn error(&self, msg: &str) {
+        self.log(ERROR, msg);
     }
 
     /// Logs `msg` at ERROR with the exception's traceback.
-    pub fn exception(&self, py: Python<'_>, msg: &str, err: &PyErr) {
+    pub fn exception(&self, msg: &str, err: &PyErr) {
+        Python::attach(|py| self.exception_attached(py, msg, err))
+    }
+
+    fn exception_attached(&self, py: Python<'_>, msg: &str, err: &PyErr) {
         let exc_info = PyTuple::new(
             py,
             [
@@ -91,11 +99,22 @@ impl Log {
     }
 
     /// Writes one access log line.
-    pub fn access(&self, py: Python<'_>, line: &str) {
+    pub fn access(&self, line: &str) {
         if let Some(access) = &self.access {
-            if let Err(e) = access.bind(py).call_method1("info", ("%s", line)) {
-                eprintln!("evserver: access log failed: {e}");
-            }
+            Python::attach(|py| {
+                if let Err(e) = access.bind(py).call_method1("info", ("%s", line)) {
+                    eprintln!("evserver: access log failed: {e}");
+                }
+            })
+        }
+    }
+
+    /// Another handle on the same loggers (for another thread).
+    pub fn clone_ref(&self, py: Python<'_>) -> Log {
+        Log {
+            logger: self.logger.clone_ref(py),
+            access: self.access.as_ref().map(|a| a.clone_ref(py)),
+            debug: self.debug,
         }
     }
 }

@@ -25,6 +25,11 @@ pub struct Cell {
     pub parked: AtomicU64,
     pub cpu_micros: AtomicU64,
     pub rss_bytes: AtomicU64,
+    /// Thread mode: the pool's threads, those running a job, and the requests waiting for one
+    /// (all 0 inline).
+    pub threads: AtomicU64,
+    pub threads_busy: AtomicU64,
+    pub queued: AtomicU64,
 }
 
 impl Cell {
@@ -39,6 +44,9 @@ impl Cell {
             &self.parked,
             &self.cpu_micros,
             &self.rss_bytes,
+            &self.threads,
+            &self.threads_busy,
+            &self.queued,
         ] {
             field.store(0, Relaxed);
         }

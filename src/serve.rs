@@ -115,7 +115,7 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
         .map_err(|e| usage(format!("invalid --access-log-format: {}", e.0)))?;
     let log = Log::new(py, false).map_err(|e| fail(format!("cannot set up logging: {e}")))?;
     if let Err(e) = evserver_platform::sys::raise_open_files_limit() {
-        log.warning(py, &format!("cannot raise the open-file limit: {e}"));
+        log.warning(&format!("cannot raise the open-file limit: {e}"));
     }
     let workers = cli.workers.resolve();
     let mut addresses = Vec::new();
@@ -146,7 +146,7 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
         None => None,
     };
     if let Some(status) = &status {
-        log.info(py, &format!("status page on {}", status.display()));
+        log.info(&format!("status page on {}", status.display()));
     }
     let supervision = Supervision {
         workers,
@@ -277,6 +277,7 @@ impl Body {
             max_requests,
             max_connections: cli.max_connections,
             graceful_timeout: Duration::from_secs(cli.graceful_timeout),
+            timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
             access_format: self.access_format.clone(),
         };
         let mut worker = Worker::new(
@@ -287,6 +288,7 @@ impl Body {
             settings,
             log,
             self.multiprocess,
+            usize::from(cli.threads),
         )
         .map_err(|e| boot(format!("cannot start the worker: {e}")))?;
         worker.set_signal_fd(signals.fd());
@@ -296,7 +298,7 @@ impl Body {
         }
         process::write_byte(ready, 1);
         evserver_platform::sys::close(ready);
-        let result = worker.run();
+        let result = worker.run(py);
         drop(worker);
         signals.forget();
         result.map_err(|e| (EXIT_FAILURE, format!("the event loop failed: {e}")))

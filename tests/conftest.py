@@ -4,7 +4,9 @@
 ``python -m evserver ARGS --backend B -l 127.0.0.1:0`` in tests/apps and return a
 :class:`support.Server` once it printed its ready line. Both are parametrized over the
 backends by the ``backend`` fixture; where the kernel refuses io_uring the io_uring tests skip
-with the server's reason.
+with the server's reason. A module that sets ``BOTH_MODES = True`` runs its servers once more
+in thread mode (``--threads 4``, the ``app_mode`` fixture): the behaviour it tests is shared;
+``APP_MODES = ["threads"]`` runs them in thread mode only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import pytest
 from support import Server, ServerDidNotStart, start_server
 
 BACKENDS = ["io_uring", "poll"]
+MODES = ["inline", "threads"]
+#: Pool threads of a server in thread mode.
+THREADS = 4
 
 # A suite started in the background (`bash .ci/run &` from a script, nohup, cron) inherits
 # SIGINT (and maybe SIGHUP, SIGQUIT) ignored, and an ignored disposition survives exec: every
@@ -47,7 +52,20 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def _starter(backend: str, started: list[Server]) -> Callable[..., Server]:
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``app_mode``: inline, and thread mode too in modules with ``BOTH_MODES = True``; a
+    module may name its own list as ``APP_MODES``."""
+    if "app_mode" in metafunc.fixturenames:
+        both = getattr(metafunc.module, "BOTH_MODES", False)
+        modes = getattr(metafunc.module, "APP_MODES", MODES if both else MODES[:1])
+        metafunc.parametrize("app_mode", modes, scope="module")
+
+
+def _mode_args(mode: str) -> list[str]:
+    return ["--threads", str(THREADS)] if mode == "threads" else []
+
+
+def _starter(backend: str, started: list[Server], mode: str = "inline") -> Callable[..., Server]:
     def start(
         *args: str, env: dict[str, str] | None = None, defaults: bool = True, **kwargs
     ) -> Server:
@@ -58,6 +76,8 @@ def _starter(backend: str, started: list[Server]) -> Callable[..., Server]:
             if not any(a in ("-l", "--listen") or a.startswith("--listen=") for a in argv):
                 argv += ["-l", "127.0.0.1:0"]
             argv += ["--backend", backend]
+            if not any(a == "--threads" or a.startswith("--threads=") for a in argv):
+                argv += _mode_args(mode)
         try:
             server = start_server(argv, env=env, **kwargs)
         except ServerDidNotStart as e:
@@ -81,18 +101,18 @@ def _stop_all(started: list[Server]) -> None:
 
 
 @pytest.fixture
-def serve(backend: str) -> Iterator[Callable[..., Server]]:
+def serve(backend: str, app_mode: str) -> Iterator[Callable[..., Server]]:
     """Starts servers that live for one test: ``serve("app:application", "--opt", ...)``."""
     started: list[Server] = []
-    yield _starter(backend, started)
+    yield _starter(backend, started, app_mode)
     _stop_all(started)
 
 
 @pytest.fixture(scope="module")
-def module_serve(backend: str) -> Iterator[Callable[..., Server]]:
+def module_serve(backend: str, app_mode: str) -> Iterator[Callable[..., Server]]:
     """Like ``serve``, for servers shared by every test of a module (on one backend)."""
     started: list[Server] = []
-    yield _starter(backend, started)
+    yield _starter(backend, started, app_mode)
     _stop_all(started)
 
 

@@ -11,6 +11,9 @@ import time
 import pytest
 from support import assert_serves, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 ERROR_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[ERROR\] ")
 _keys = itertools.count()
 

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from support import assert_serves, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 
 # Starts evserver with a low soft limit on open files (and a higher hard one).

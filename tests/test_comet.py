@@ -10,6 +10,9 @@ import pytest
 from comet_support import EventStream, new_channel, open_sse, publish, streams_on
 from support import assert_serves, exchange, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 
 @pytest.fixture(scope="module")
 def server(module_serve):

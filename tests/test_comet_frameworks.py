@@ -9,6 +9,9 @@ import pytest
 from comet_support import EventStream
 from support import exchange, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 FRAMEWORKS = {"flask": "cometflask:app", "django": "cometdjango:application"}
 
 

@@ -14,6 +14,9 @@ from comet_support import new_channel, open_sse, publish, streams_on
 from redis_support import free_port, redis_server
 from support import exchange, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 
 @pytest.fixture(scope="module")
 def redis_url():

@@ -9,6 +9,9 @@ import uuid
 import pytest
 from support import assert_serves, exchange, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 
 @pytest.fixture(scope="module")
 def server(module_serve):
@@ -56,7 +59,10 @@ def test_losing_polls_are_cancelled_many_times_over(server):
     later publishes on the losing channel wake nobody stale."""
     a, b = names()
     for _ in range(30):
-        with start_select(server, a, b, 10) as conn:
+        key = uuid.uuid4().hex
+        with start_select(server, a, b, 10, key) as conn:
+            # Under --threads the publish could otherwise run before the select subscribed.
+            server.wait_for_event(key, "subscribed")
             exchange(server, request("GET", f"/publish?ch={b}&data=x"))
             assert conn.head().status == 200
             assert read_json_chunk(conn)["ready"] == "b"

@@ -233,6 +233,32 @@ def test_runevserver_serves_with_django_banner_and_stops_on_ctrl_c(
     assert "Traceback" not in server.stderr
 
 
+def _os_threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:"))
+
+
+@pytest.mark.parametrize(
+    ("args", "threaded"),
+    [((), True), (("--threads", "3"), True), (("--nothreading",), False)],
+    ids=["default", "threads-3", "nothreading"],
+)
+def test_runevserver_is_threaded_unless_nothreading(
+    runevserver, project: Path, args: tuple[str, ...], threaded: bool
+) -> None:
+    """As runserver: views run on threads (a pool of 8 by default, --threads N), or on the
+    worker's event loop with --nothreading."""
+    server = runevserver(project, "--noreload", *args, str(free_port()))
+    assert get(server, "/notes/").status == 200
+    threads = _os_threads(server.worker_pid)
+    if not threaded:
+        assert threads <= 3, threads
+    else:
+        pool = int(args[1]) if args else 8
+        assert pool < threads <= pool + 4, threads
+    assert ctrl_c(server) == 0
+
+
 def test_noreload_runs_one_process_and_stops_on_ctrl_c(
     runevserver, project: Path, backend: str
 ) -> None:

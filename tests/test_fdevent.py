@@ -13,6 +13,9 @@ import uuid
 import pytest
 from support import assert_serves, exchange, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 
 @pytest.fixture(scope="module")
 def server(module_serve):

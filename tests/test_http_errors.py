@@ -7,6 +7,9 @@ serving new connections.
 import pytest
 from support import assert_serves, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 GOOD = b"GET /alive HTTP/1.1\r\nHost: test\r\n\r\n"
 
 

@@ -11,6 +11,9 @@ import time
 import pytest
 from support import chunked, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 MIB = 1 << 20
 
 

@@ -9,6 +9,9 @@ import itertools
 import pytest
 from support import assert_serves, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 _keys = itertools.count()
 
 

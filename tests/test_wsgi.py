@@ -11,6 +11,9 @@ import pytest
 import requests
 from support import assert_serves, chunked, exchange, request
 
+#: The behaviour these tests show is the same inline and in thread mode.
+BOTH_MODES = True
+
 
 @pytest.fixture(scope="module")
 def server(module_serve):
@@ -46,11 +49,11 @@ def test_environ_has_every_required_key(server):
     assert env["timeout_flag"] is False, "the timeout flag is false before any wait"
 
 
-def test_environ_wsgi_values(server):
+def test_environ_wsgi_values(server, app_mode):
     values = requests.get(server.url("/environ"), timeout=10).json()["values"]
     assert values["wsgi.version"] == [1, 0]
     assert values["wsgi.url_scheme"] == "http"
-    assert values["wsgi.multithread"] is False
+    assert values["wsgi.multithread"] is (app_mode == "threads")
     assert isinstance(values["wsgi.multiprocess"], bool)
     assert values["wsgi.run_once"] is False
 

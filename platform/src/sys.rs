@@ -18,6 +18,18 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// Sends `len` bytes at `buf` on socket `fd` at once, without blocking (no SIGPIPE); returns
+/// the bytes sent, which may be short, or `ErrorKind::WouldBlock` when the socket is full.
+///
+/// # Safety
+/// `buf..buf+len` must be valid for reads for the call's duration.
+pub unsafe fn send_now(fd: RawFd, buf: *const u8, len: usize) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: the caller guarantees the buffer is readable.
+        unsafe { libc::send(fd, buf.cast(), len, SEND_FLAGS) }
+    })
+}
+
 /// Runs `call` (a syscall returning a count or -1) until it is not interrupted by a signal.
 pub(crate) fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {

@@ -99,13 +99,11 @@ impl<B: WorkerBody> Master<'_, B> {
         }
         if self.reloading {
             self.log
-                .info(self.py, &format!("{why}: a reload is already under way"));
+                .info(&format!("{why}: a reload is already under way"));
             return;
         }
-        self.log.info(
-            self.py,
-            &format!("{why}: starting {} fresh workers", self.desired),
-        );
+        self.log
+            .info(&format!("{why}: starting {} fresh workers", self.desired));
         self.reloading = true;
         self.pending.clear();
         for slot in 0..self.desired {
@@ -126,18 +124,16 @@ impl<B: WorkerBody> Master<'_, B> {
             }
         }
         self.restarts += retired;
-        self.log.info(
-            self.py,
-            &format!("reload done: {retired} old workers stopping gracefully"),
-        );
+        self.log.info(&format!(
+            "reload done: {retired} old workers stopping gracefully"
+        ));
     }
 
     pub(super) fn abort_reload(&mut self, name: &str) {
         self.reloading = false;
-        self.log.error(
-            self.py,
-            &format!("reload failed ({name} did not boot); the running workers stay"),
-        );
+        self.log.error(&format!(
+            "reload failed ({name} did not boot); the running workers stay"
+        ));
         for child in &mut self.children {
             if child.next_generation {
                 child.next_generation = false;

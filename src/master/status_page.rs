@@ -15,6 +15,10 @@ pub struct WorkerStatus {
     pub connections: u64,
     pub requests: u64,
     pub parked: u64,
+    /// Thread mode: pool threads, those busy, requests waiting for one (0 inline).
+    pub threads: u64,
+    pub threads_busy: u64,
+    pub queued: u64,
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
     pub heartbeat_age_ms: u64,
@@ -50,6 +54,9 @@ impl<B: WorkerBody> Master<'_, B> {
                     connections: cell.connections.load(Relaxed),
                     requests: cell.requests.load(Relaxed),
                     parked: cell.parked.load(Relaxed),
+                    threads: cell.threads.load(Relaxed),
+                    threads_busy: cell.threads_busy.load(Relaxed),
+                    queued: cell.queued.load(Relaxed),
                     cpu_seconds: cell.cpu_micros.load(Relaxed) as f64 / 1e6,
                     rss_bytes: cell.rss_bytes.load(Relaxed),
                     heartbeat_age_ms: now.saturating_sub(cell.heartbeat_ms.load(Relaxed)),
@@ -94,6 +101,7 @@ pub fn render_json(s: &Snapshot) -> String {
             format!(
                 "{{\"worker\": {}, \"pid\": {}, \"state\": {}, \"backend\": {}, \
                  \"connections\": {}, \"requests\": {}, \"parked\": {}, \
+                 \"threads\": {}, \"threads_busy\": {}, \"queued\": {}, \
                  \"cpu_seconds\": {:.3}, \"rss_bytes\": {}, \"heartbeat_age_ms\": {}}}",
                 w.slot,
                 w.pid,
@@ -102,6 +110,9 @@ pub fn render_json(s: &Snapshot) -> String {
                 w.connections,
                 w.requests,
                 w.parked,
+                w.threads,
+                w.threads_busy,
+                w.queued,
                 w.cpu_seconds,
                 w.rss_bytes,
                 w.heartbeat_age_ms
@@ -153,6 +164,24 @@ pub fn render_metrics(s: &Snapshot) -> String {
         &|w| w.parked.to_string(),
     );
     family(
+        "evserver_threads",
+        "gauge",
+        "Threads of the worker's pool that run the application (0: inline, no pool).",
+        &|w| w.threads.to_string(),
+    );
+    family(
+        "evserver_threads_busy",
+        "gauge",
+        "Pool threads running the application now.",
+        &|w| w.threads_busy.to_string(),
+    );
+    family(
+        "evserver_queued_requests",
+        "gauge",
+        "Requests waiting for a free pool thread.",
+        &|w| w.queued.to_string(),
+    );
+    family(
         "evserver_cpu_seconds_total",
         "counter",
         "CPU time used by the worker.",
@@ -194,7 +223,7 @@ pub fn render_html(s: &Snapshot) -> String {
         let _ = write!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{:.2} s</td><td>{:.1} MiB</td><td>{} ms</td></tr>",
+             <td>{}</td><td>{:.2} s</td><td>{:.1} MiB</td><td>{} ms</td></tr>",
             w.slot,
             w.pid,
             w.state,
@@ -202,6 +231,16 @@ pub fn render_html(s: &Snapshot) -> String {
             w.connections,
             w.requests,
             w.parked,
+            if w.threads == 0 {
+                "inline".to_string()
+            } else {
+                format!(
+                    "{} busy, {} idle, {} queued",
+                    w.threads_busy,
+                    w.threads.saturating_sub(w.threads_busy),
+                    w.queued
+                )
+            },
             w.cpu_seconds,
             w.rss_bytes as f64 / (1024.0 * 1024.0),
             w.heartbeat_age_ms
@@ -214,7 +253,7 @@ pub fn render_html(s: &Snapshot) -> String {
          <h1>evserver status</h1><p>master pid {}, up {:.0} s, listening on {}, {} workers \
          wanted, {} restarts. <a href=\"/status.json\">JSON</a> · <a href=\"/metrics\">metrics</a></p>\
          <table><tr><th>worker</th><th>pid</th><th>state</th><th>backend</th><th>connections</th>\
-         <th>requests</th><th>parked</th><th>CPU</th><th>memory</th><th>heartbeat</th></tr>{}</table>\
+         <th>requests</th><th>parked</th><th>threads</th><th>CPU</th><th>memory</th><th>heartbeat</th></tr>{}</table>\
          </body></html>\n",
         s.master_pid,
         s.uptime_seconds,
@@ -244,6 +283,9 @@ pub(super) mod tests {
                 connections: 3,
                 requests: 42,
                 parked: 2,
+                threads: 4,
+                threads_busy: 1,
+                queued: 0,
                 cpu_seconds: 0.25,
                 rss_bytes: 1 << 20,
                 heartbeat_age_ms: 5,

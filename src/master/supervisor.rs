@@ -168,10 +168,10 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             }
         };
         if let Some(watcher) = &self.watcher {
-            self.log.info(
-                self.py,
-                &format!("--reload: watching {} Python files", watcher.file_count()),
-            );
+            self.log.info(&format!(
+                "--reload: watching {} Python files",
+                watcher.file_count()
+            ));
         }
         // The first worker boots alone, so an application that cannot load says so once.
         self.spawn(0, false);
@@ -224,14 +224,11 @@ impl<'py, B: WorkerBody> Master<'py, B> {
                 Some(_) if self.children.is_empty() => return Ok(()),
                 Some(Stop::Graceful(deadline)) if Instant::now() >= deadline => {
                     for child in &self.children {
-                        self.log.warning(
-                            self.py,
-                            &format!(
-                                "worker {} (pid {}) did not stop within --graceful-timeout; killing it",
-                                child.slot + 1,
-                                child.pid
-                            ),
-                        );
+                        self.log.warning(&format!(
+                            "worker {} (pid {}) did not stop within --graceful-timeout; killing it",
+                            child.slot + 1,
+                            child.pid
+                        ));
                         let _ = process::send_signal(child.pid, libc::SIGKILL);
                     }
                     self.stop = Some(Stop::Immediate);
@@ -251,21 +248,20 @@ impl<'py, B: WorkerBody> Master<'py, B> {
     pub(super) fn spawn(&mut self, slot: usize, next_generation: bool) {
         let Some(cell) = self.free_cell() else {
             self.log
-                .error(self.py, "no free scoreboard cell; not starting a worker");
+                .error("no free scoreboard cell; not starting a worker");
             return;
         };
         if let Err(e) = self.sockets.ensure_slot(slot) {
-            self.log.error(
-                self.py,
-                &format!("cannot open the listeners of worker {}: {e}", slot + 1),
-            );
+            self.log.error(&format!(
+                "cannot open the listeners of worker {}: {e}",
+                slot + 1
+            ));
             return;
         }
         let (ready_r, ready_w) = match process::pipe() {
             Ok(p) => p,
             Err(e) => {
-                self.log
-                    .error(self.py, &format!("cannot start a worker: {e}"));
+                self.log.error(&format!("cannot start a worker: {e}"));
                 return;
             }
         };
@@ -273,8 +269,7 @@ impl<'py, B: WorkerBody> Master<'py, B> {
         let pid = match fork(self.py) {
             Ok(pid) => pid,
             Err(e) => {
-                self.log
-                    .error(self.py, &format!("cannot fork a worker: {e}"));
+                self.log.error(&format!("cannot fork a worker: {e}"));
                 evserver_platform::sys::close(ready_r);
                 evserver_platform::sys::close(ready_w);
                 self.pending
@@ -341,7 +336,7 @@ impl<'py, B: WorkerBody> Master<'py, B> {
         }
         let (slot, pid) = (child.slot, child.pid);
         self.log
-            .debug(self.py, &format!("worker {} booted (pid {pid})", slot + 1));
+            .debug(&format!("worker {} booted (pid {pid})", slot + 1));
         self.quick_deaths = 0;
         if !self.announced {
             if slot == 0 && self.children.len() == 1 {
@@ -439,22 +434,18 @@ impl<'py, B: WorkerBody> Master<'py, B> {
         let name = format!("worker {} (pid {})", child.slot + 1, child.pid);
         let expected = child.phase == Phase::Stopping || self.stop.is_some();
         if child.phase == Phase::Booting && exit == Exit::Status(EXIT_BOOT_FAILURE) {
-            self.log.error(
-                self.py,
-                &format!("{name} failed to boot: the application did not load"),
-            );
+            self.log.error(&format!(
+                "{name} failed to boot: the application did not load"
+            ));
         } else if child.timed_out {
-            self.log.error(
-                self.py,
-                &format!("{name} was killed after --timeout ({exit})"),
-            );
+            self.log
+                .error(&format!("{name} was killed after --timeout ({exit})"));
         } else if expected || exit == Exit::Status(0) {
-            self.log.info(self.py, &format!("{name} exited ({exit})"));
+            self.log.info(&format!("{name} exited ({exit})"));
         } else {
-            self.log.error(
-                self.py,
-                &format!("{name} died unexpectedly ({exit}); starting a new one"),
-            );
+            self.log.error(&format!(
+                "{name} died unexpectedly ({exit}); starting a new one"
+            ));
         }
         if child.next_generation && self.reloading && child.phase == Phase::Booting {
             self.abort_reload(&name);
@@ -490,9 +481,7 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             };
             let beat = cell.heartbeat_ms.load(Relaxed);
             if now.saturating_sub(beat) > timeout.as_millis() as u64 {
-                self.log.error(
-                    self.py,
-                    &format!(
+                self.log.error(&format!(
                         "worker {} (pid {}) has not turned its event loop for {} s (stuck in the application?); killing it",
                         child.slot + 1,
                         child.pid,
@@ -510,14 +499,11 @@ impl<'py, B: WorkerBody> Master<'py, B> {
     fn on_signal(&mut self, sig: i32) {
         match sig {
             libc::SIGTERM | libc::SIGINT if self.stop.is_none() => {
-                self.log.info(
-                    self.py,
-                    &format!(
-                        "{}: stopping gracefully (up to {} s)",
-                        process::signal_name(sig),
-                        self.settings.graceful_timeout.as_secs()
-                    ),
-                );
+                self.log.info(&format!(
+                    "{}: stopping gracefully (up to {} s)",
+                    process::signal_name(sig),
+                    self.settings.graceful_timeout.as_secs()
+                ));
                 self.stop = Some(Stop::Graceful(
                     Instant::now() + self.settings.graceful_timeout,
                 ));
@@ -525,24 +511,20 @@ impl<'py, B: WorkerBody> Master<'py, B> {
             }
             libc::SIGQUIT | libc::SIGINT => {
                 // SIGINT while stopping gracefully (a second Ctrl-C) stops at once too.
-                self.log.info(
-                    self.py,
-                    &format!("{}: stopping now", process::signal_name(sig)),
-                );
+                self.log
+                    .info(&format!("{}: stopping now", process::signal_name(sig)));
                 self.stop = Some(Stop::Immediate);
                 self.stop_all(libc::SIGQUIT);
             }
             libc::SIGHUP => self.begin_reload("SIGHUP"),
             libc::SIGTTIN if self.stop.is_none() && self.desired < MAX_WORKERS => {
                 self.desired += 1;
-                self.log
-                    .info(self.py, &format!("SIGTTIN: {} workers", self.desired));
+                self.log.info(&format!("SIGTTIN: {} workers", self.desired));
                 self.spawn(self.desired - 1, self.reloading);
             }
             libc::SIGTTOU if self.stop.is_none() && self.desired > 1 => {
                 self.desired -= 1;
-                self.log
-                    .info(self.py, &format!("SIGTTOU: {} workers", self.desired));
+                self.log.info(&format!("SIGTTOU: {} workers", self.desired));
                 let slot = self.desired;
                 for child in &mut self.children {
                     if child.slot == slot && child.phase != Phase::Stopping {

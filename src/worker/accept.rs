@@ -12,7 +12,7 @@ use evserver_platform::Completion;
 /// Bytes of trailers or chunk-size lines allowed in a chunked body.
 const MAX_CHUNK_METADATA: usize = 16 * 1024;
 
-impl Worker<'_> {
+impl Worker {
     pub(super) fn arm_accept(&mut self, index: usize) {
         if self.draining.is_some() || self.accept_paused {
             return;
@@ -33,13 +33,10 @@ impl Worker<'_> {
         if c.result < 0 {
             let errno = -c.result;
             if errno != libc::ECANCELED {
-                self.log.warning(
-                    self.py,
-                    &format!(
-                        "accept failed: {}",
-                        std::io::Error::from_raw_os_error(errno)
-                    ),
-                );
+                self.log.warning(&format!(
+                    "accept failed: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                ));
             }
             // Re-armed by the next sweep, so a persistent error (EMFILE) cannot spin.
             return;
@@ -69,13 +66,10 @@ impl Worker<'_> {
     /// wait in the kernel's backlog meanwhile.
     fn pause_accepting(&mut self) {
         self.accept_paused = true;
-        self.log.warning(
-            self.py,
-            &format!(
-                "{} connections open (--max-connections); not accepting until one closes",
-                self.open_connections
-            ),
-        );
+        self.log.warning(&format!(
+            "{} connections open (--max-connections); not accepting until one closes",
+            self.open_connections
+        ));
         self.cancel_accepts();
     }
 
@@ -83,10 +77,8 @@ impl Worker<'_> {
     pub(super) fn resume_accepting(&mut self) {
         if self.accept_paused && self.open_connections < self.settings.max_connections {
             self.accept_paused = false;
-            self.log.info(
-                self.py,
-                "below --max-connections again; accepting new connections",
-            );
+            self.log
+                .info("below --max-connections again; accepting new connections");
             for i in 0..self.listeners.len() {
                 self.arm_accept(i);
             }

@@ -1,6 +1,8 @@
 //! The access log's line format: gunicorn's `%(atom)s` atoms, compiled once, with the
 //! request's side captured when it arrives and the response's side filled in when it ends.
 
+use super::conn::Running;
+use crate::log::Log;
 use crate::wsgi::response::Response;
 use evserver_http::Head;
 use pyo3::prelude::*;
@@ -266,23 +268,71 @@ pub struct Entry<'a> {
     pub environ_values: &'a [Option<String>],
 }
 
+/// How a response ended, as its access-log line says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The whole response went out.
+    Complete,
+    /// The application failed after the head went out: the body was cut.
+    Failed,
+    /// A graceful stop ended it (a parked or streaming response).
+    Stopped,
+    /// The client went away before it ended.
+    ClientGone,
+}
+
+impl Ending {
+    /// What the access-log line gets after the format's own atoms.
+    fn mark(self) -> &'static str {
+        match self {
+            Ending::Complete => "",
+            Ending::Failed => " (application failed)",
+            Ending::Stopped => " (ended by a graceful stop)",
+            Ending::ClientGone => " (client went away)",
+        }
+    }
+}
+
+/// Writes the access-log line of a response that ended, when it has a record (the access log
+/// is on): the format's atoms, with the body bytes the kernel took (all of them unless it
+/// ended early: then all but `unsent`), and the mark of how it ended.
+pub fn log_ended(
+    log: &Log,
+    format: &Format,
+    py: Python<'_>,
+    running: &Running,
+    ending: Ending,
+    unsent: u64,
+) {
+    let Some(record) = &running.access else {
+        return;
+    };
+    let bytes = match ending {
+        Ending::Complete => running.response.body_bytes(),
+        _ => running.response.body_bytes().saturating_sub(unsent),
+    };
+    let mut line = format.line_for(py, record, &running.response, bytes);
+    line.push_str(ending.mark());
+    log.access(&line);
+}
+
 /// The request's side of an access-log line, captured when the request arrived.
 pub struct Record {
     pub captured: Vec<String>,
+    /// The client's address (`%(h)s`).
+    pub remote: String,
     pub started: Instant,
     /// Kept when the format reads environ values.
     pub environ: Option<Py<PyDict>>,
 }
 
 impl Format {
-    /// The line of a response that ended, for the client at `remote`, with `bytes` of body
-    /// sent.
+    /// The line of a response that ended, with `bytes` of body sent.
     pub fn line_for(
         &self,
         py: Python<'_>,
         record: &Record,
         response: &Response,
-        remote: &str,
         bytes: u64,
     ) -> String {
         let time = format!(
@@ -310,7 +360,7 @@ impl Format {
         };
         self.render(&Entry {
             captured: &record.captured,
-            remote,
+            remote: &record.remote,
             time: &time,
             status: response.status,
             bytes,

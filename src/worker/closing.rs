@@ -2,9 +2,9 @@
 //! a reset that destroys it), and closing at once (everything in flight cancelled, a running
 //! response's `close()` called).
 
+use super::accesslog::Ending;
 use super::conn::{Conn, State};
 use super::op::Op;
-use super::respond::Ending;
 use super::Worker;
 use evserver_platform::sys;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// How long a closing connection waits for the client's end of file.
 const LINGER: Duration = Duration::from_secs(2);
 
-impl Worker<'_> {
+impl Worker {
     /// Shuts down the write side and waits briefly for the client to close.
     pub(super) fn begin_linger(&mut self, slot: u32, conn: &mut Conn) {
         // A client that asked to close and sent nothing more has nothing left unread.
@@ -39,18 +39,29 @@ impl Worker<'_> {
     /// Cancels everything the connection has in flight, ends a running response (its
     /// `close()` called, its access-log line written with `ending`), and closes the fd. The
     /// slot is freed when the last operation reports.
-    fn close_with(&mut self, slot: u32, conn: &mut Conn, ending: Ending) {
+    pub(super) fn close_with(&mut self, slot: u32, conn: &mut Conn, ending: Ending) {
         if conn.is_closed() {
+            return;
+        }
+        let generation = conn.generation;
+        if let State::OnThread { close } = &mut conn.state {
+            // A pool thread writes to the socket: it closes once the job is back.
+            *close = Some(ending);
+            if conn.recv_armed {
+                self.driver.cancel(Op::Recv.token(slot, generation));
+            }
             return;
         }
         self.cancel_wait(slot, conn);
         let state = std::mem::replace(&mut conn.state, State::Closed);
         if let State::App(mut running) = state {
-            self.with_ctx(|py, _, ctx| running.response.close_iterable(py, ctx));
-            self.log_access(conn, &running, ending);
-            self.app.recycle(self.py, running.response);
+            if self.threaded() {
+                self.close_on_pool(conn, running, ending);
+            } else {
+                self.with_ctx(|py, _, ctx| running.response.close_iterable(py, ctx));
+                self.log_and_recycle(running, ending, conn.out.unsent() as u64);
+            }
         }
-        let generation = conn.generation;
         if conn.recv_armed {
             self.driver.cancel(Op::Recv.token(slot, generation));
         }

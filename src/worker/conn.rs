@@ -2,6 +2,7 @@
 //! and the count of operations the kernel still holds for it (the slot is freed only when
 //! that is zero).
 
+use super::accesslog::Ending;
 use super::body::BodySink;
 use super::fdwait::InFlight;
 use super::outq::{Keep, OutQueue};
@@ -16,8 +17,12 @@ use std::time::Instant;
 pub enum State {
     /// Reading a request (head or body, as the framer knows) or waiting for one.
     Reading,
-    /// The application's response is in progress.
+    /// The application's response is in progress (on the loop: driven inline, or in thread
+    /// mode parked, sending or waiting for a thread).
     App(Box<Running>),
+    /// Thread mode: a pool thread holds the response and the send queue, and writes to the
+    /// socket. `close`: the connection ended meanwhile, and closes once the job is back.
+    OnThread { close: Option<Ending> },
     /// No further request will be read; close once the output is sent.
     Done,
     /// Write side shut down; waiting briefly for the client's end of file before closing,
@@ -103,7 +108,7 @@ impl Conn {
     pub fn wants_input(&self) -> bool {
         match &self.state {
             State::Reading | State::Lingering => true,
-            State::App(_) => self.framer.buffered() < MAX_BUFFERED_INPUT,
+            State::App(_) | State::OnThread { .. } => self.framer.buffered() < MAX_BUFFERED_INPUT,
             State::Done | State::Closed => false,
         }
     }

@@ -10,7 +10,7 @@ use evserver_http::encode::{write_error_response, write_interim};
 use evserver_http::{BodyFraming, Event, HttpError};
 use evserver_platform::Completion;
 
-impl Worker<'_> {
+impl Worker {
     pub(super) fn arm_recv(&mut self, slot: u32, conn: &mut Conn) {
         if !conn.recv_armed && !conn.eof && conn.wants_input() {
             conn.recv_armed = true;
@@ -46,12 +46,12 @@ impl Worker<'_> {
                     return;
                 }
             }
-            State::App(running) => {
-                if conn.eof && running.parked.is_some() {
-                    // The client is gone while the request waits: end it now.
-                    self.close_now(slot, conn);
-                    return;
-                }
+            State::App(running) if conn.eof && running.parked.is_some() => {
+                // The client is gone while the request waits: end it now.
+                self.close_now(slot, conn);
+                return;
+            }
+            State::App(_) | State::OnThread { .. } => {
                 if conn.recv_armed && !conn.wants_input() {
                     // Too much pipelined input behind a running response: stop reading.
                     self.driver.cancel(Op::Recv.token(slot, conn.generation));
@@ -97,6 +97,10 @@ impl Worker<'_> {
     /// answers `100 Continue`, dispatches each complete request, then sends.
     pub(super) fn advance(&mut self, slot: u32, conn: &mut Conn) {
         while matches!(conn.state, State::Reading) {
+            if self.threaded() && !conn.out.is_empty() {
+                // A pool thread will write the next answer itself: after what is queued.
+                break;
+            }
             match conn.framer.poll(conn.body.buffer()) {
                 Ok(Event::Head) => {
                     let declared = match conn.framer.head().0.body {
@@ -163,10 +167,18 @@ impl Worker<'_> {
         };
         let peer = conn.peer();
         let (head, head_bytes) = conn.framer.head();
-        let captured = self
-            .log
-            .access_enabled()
-            .then(|| self.settings.access_format.capture(head, head_bytes));
+        let access = self.log.access_enabled().then(|| {
+            Box::new(super::accesslog::Record {
+                captured: self.settings.access_format.capture(head, head_bytes),
+                remote: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+                started: self.now,
+                environ: None,
+            })
+        });
+        if self.threaded() {
+            self.start_on_pool(slot, conn, body, access);
+            return;
+        }
         let request = Request {
             listener: conn.listener,
             head,
@@ -177,23 +189,20 @@ impl Worker<'_> {
             keep_alive: head.keep_alive && !conn.eof && self.draining.is_none(),
         };
         let out = &mut conn.out;
-        let started = self.with_ctx(|py, app, ctx| app.start(py, request, ctx, out));
-        let started = match started {
-            Ok(started) => started,
-            Err(PrepareError(e)) => {
-                self.log
-                    .exception(self.py, "cannot prepare the request", &e);
+        let started = match self.with_ctx(|py, app, ctx| app.start(py, request, ctx, out)) {
+            Some(Ok(started)) => started,
+            Some(Err(PrepareError(e))) => {
+                self.log.exception("cannot prepare the request", &e);
                 self.refuse_with(conn, 500, "the request could not be prepared");
                 return;
             }
+            None => return,
         };
-        let access = captured.map(|captured| {
-            let format = &self.settings.access_format;
-            Box::new(super::accesslog::Record {
-                captured,
-                started: self.now,
-                environ: format.uses_environ().then_some(started.environ),
-            })
+        let access = access.map(|mut record| {
+            if self.settings.access_format.uses_environ() {
+                record.environ = Some(started.environ);
+            }
+            record
         });
         conn.state = State::App(Box::new(Running {
             response: started.response,
@@ -209,16 +218,14 @@ impl Worker<'_> {
     /// Answers a refused request with its status and closes the connection afterwards.
     fn refuse(&mut self, conn: &mut Conn, e: HttpError) {
         let status = e.status();
-        self.log.debug(
-            self.py,
-            &format!("refused a request: {status}: {}", e.describe()),
-        );
+        self.log
+            .debug(&format!("refused a request: {status}: {}", e.describe()));
         self.refuse_with(conn, status, e.describe());
     }
 
     /// The server could not keep a request body (a temporary file failed): logged, and a 500.
     fn refuse_unstored_body(&mut self, conn: &mut Conn, why: &str) {
-        self.log.error(self.py, why);
+        self.log.error(why);
         self.refuse_with(conn, 500, "the request body could not be stored");
     }
 

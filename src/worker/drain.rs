@@ -2,9 +2,10 @@
 //! responses ended, idle connections closed after a moment, the loop ending when no
 //! connection is left or the graceful timeout passed), and the final shutdown.
 
+use super::accesslog::Ending;
 use super::conn::{Conn, State};
 use super::op::Op;
-use super::respond::Ending;
+use super::pool::job::Resume;
 use super::Worker;
 use crate::wsgi::response::Step;
 use evserver_platform::{process, Completion, Interest};
@@ -15,7 +16,7 @@ use std::time::Duration;
 /// cross a request already on its way.
 pub(super) const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
-impl Worker<'_> {
+impl Worker {
     pub(super) fn on_signal_pipe(&mut self, c: Completion) {
         let Some(fd) = self.signal_fd else { return };
         if c.result != -libc::ECANCELED {
@@ -42,9 +43,11 @@ impl Worker<'_> {
         if self.draining.is_some() {
             return;
         }
-        self.log
-            .debug(self.py, &format!("stopping gracefully on {why}"));
+        self.log.debug(&format!("stopping gracefully on {why}"));
         self.draining = Some(self.now);
+        if let super::event_loop::Mode::Pool(pool) = &self.mode {
+            pool.set_stopping();
+        }
         self.cancel_accepts();
         // This worker's copies of the listeners: the master keeps its own (a successor
         // accepts from them); if the master is gone, this frees the port at once.
@@ -85,9 +88,15 @@ impl Worker<'_> {
             return;
         };
         running.parked = None;
+        if self.threaded() {
+            self.resume_on_pool(slot, conn, Resume::EndForStop);
+            return;
+        }
         let out = &mut conn.out;
         let response = &mut running.response;
-        let step = self.with_ctx(|py, _, ctx| response.end_for_shutdown(py, ctx, out));
+        let Some(step) = self.with_ctx(|py, _, ctx| response.end_for_shutdown(py, ctx, out)) else {
+            return;
+        };
         match step {
             // A 503, the last chunk, or a body cut short: the stop ended it.
             Step::Done { .. } | Step::Abort => self.finish_request(conn, false, Ending::Stopped),
@@ -107,14 +116,11 @@ impl Worker<'_> {
         if self.open_connections == 0 {
             self.stop = true;
         } else if self.now >= since + self.settings.graceful_timeout {
-            self.log.warning(
-                self.py,
-                &format!(
-                    "graceful stop timed out after {} s; closing {} connection(s)",
-                    self.settings.graceful_timeout.as_secs(),
-                    self.open_connections
-                ),
-            );
+            self.log.warning(&format!(
+                "graceful stop timed out after {} s; closing {} connection(s)",
+                self.settings.graceful_timeout.as_secs(),
+                self.open_connections
+            ));
             self.stop = true;
         }
     }

@@ -1,7 +1,11 @@
-//! The worker's event loop: one thread that holds the GIL except while it waits in the kernel,
-//! handing each completion to the room that handles its operation.
+//! The worker's event loop, handing each completion to the room that handles its operation.
+//! Inline (the default), its thread runs the application too and holds the interpreter except
+//! while it waits in the kernel; in thread mode it runs detached from the interpreter and a
+//! pool of threads runs the application (`pool`).
 
 use super::op::Op;
+use super::pool::job::Returned;
+use super::pool::{Pool, ThreadSetup};
 use super::slots::Slots;
 use super::Settings;
 use crate::listen::Endpoint;
@@ -26,13 +30,20 @@ pub(super) struct ListenerState {
     pub armed: bool,
 }
 
+/// Where the application's code runs.
+pub(super) enum Mode {
+    /// On the loop's thread, with its fdevent wait slot.
+    Inline { app: App, waits: Waits },
+    /// On a pool of threads (`--threads N`).
+    Pool(Pool),
+}
+
 /// One worker: the driver, the listeners, the connections and the application.
-pub struct Worker<'py> {
-    pub(super) py: Python<'py>,
+pub struct Worker {
     pub(super) driver: Driver,
-    pub(super) app: App,
-    /// The loop thread's fdevent wait slot, which the application's waits are recorded in.
-    waits: Waits,
+    pub(super) mode: Mode,
+    /// Jobs the pool gave back, taken on its wake-up.
+    pub(super) returned: Vec<Returned>,
     pub(super) settings: Settings,
     pub(super) listeners: Vec<ListenerState>,
     pub(super) slots: Slots,
@@ -58,16 +69,42 @@ pub struct Worker<'py> {
     pub(super) master_pid: Option<i32>,
 }
 
-impl<'py> Worker<'py> {
+/// Lets a worker cross into `Python::detach`, which wants its closure `Send` so that no
+/// interpreter-bound object travels to another thread. The worker holds none (no
+/// `Python<'py>`, no `Bound`), and `detach` runs the closure on the calling thread: the worker
+/// never leaves the thread that owns it.
+struct StaysOnThisThread<'a>(&'a mut Worker);
+
+// SAFETY: see the type's docs: the value is used only on the thread that made it.
+unsafe impl Send for StaysOnThisThread<'_> {}
+
+impl StaysOnThisThread<'_> {
+    /// The loop of a worker in thread mode, then the end of its pool.
+    fn run_detached(self) -> PyResult<()> {
+        let worker = self.0;
+        let result = worker.run_loop();
+        if let Mode::Pool(pool) = &mut worker.mode {
+            // The threads finish their jobs, the `close()`s of the last ones among them; what
+            // comes back meanwhile is dropped.
+            pool.shutdown();
+        }
+        result
+    }
+}
+
+impl Worker {
+    /// A worker running `app` inline (`threads` 1) or on a pool of `threads` threads.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        py: Python<'py>,
+        py: Python<'_>,
         driver: Driver,
-        app: Bound<'py, PyAny>,
+        app: Bound<'_, PyAny>,
         listeners: Vec<Endpoint>,
         settings: Settings,
         log: Log,
         multiprocess: bool,
-    ) -> PyResult<Worker<'py>> {
+        threads: usize,
+    ) -> PyResult<Worker> {
         let infos: Vec<ListenerInfo> = listeners
             .iter()
             .map(|l| {
@@ -80,15 +117,28 @@ impl<'py> Worker<'py> {
             .collect();
         let shared = Shared {
             multiprocess,
-            multithread: false,
+            multithread: threads > 1,
         };
         let templates = template::templates(py, &infos, &shared)?;
+        let mode = if threads > 1 {
+            let setup = ThreadSetup {
+                app: app.unbind(),
+                templates,
+                log: log.clone_ref(py),
+                format: settings.access_format.clone(),
+            };
+            Mode::Pool(Pool::start(py, threads, &setup)?)
+        } else {
+            Mode::Inline {
+                app: App::new(py, app.unbind(), templates)?,
+                waits: Waits::of_this_thread(),
+            }
+        };
         let now = Instant::now();
         Ok(Worker {
-            py,
             driver,
-            app: App::new(py, app.unbind(), templates)?,
-            waits: Waits::of_this_thread(),
+            mode,
+            returned: Vec::new(),
             settings,
             listeners: listeners
                 .into_iter()
@@ -143,7 +193,22 @@ impl<'py> Worker<'py> {
     }
 
     /// Runs until a signal handler raises (SIGINT, SIGTERM) or the application asks to stop.
-    pub fn run(&mut self) -> PyResult<()> {
+    pub fn run(&mut self, py: Python<'_>) -> PyResult<()> {
+        let result = match self.mode {
+            Mode::Inline { .. } => self.run_loop(),
+            Mode::Pool(_) => {
+                let this = StaysOnThisThread(self);
+                py.detach(move || this.run_detached())
+            }
+        };
+        self.returned.clear();
+        match self.signal_error.take() {
+            Some(err) if !is_stop_signal(py, &err) => Err(err),
+            _ => result,
+        }
+    }
+
+    fn run_loop(&mut self) -> PyResult<()> {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
@@ -151,16 +216,26 @@ impl<'py> Worker<'py> {
             self.driver
                 .poll_fd(fd, Interest::Readable, None, Op::Signal.token(0, 0));
         }
+        if let Mode::Pool(pool) = &self.mode {
+            let fd = pool.wake_fd();
+            self.driver
+                .poll_fd(fd, Interest::Readable, None, Op::Pool.token(0, 0));
+        }
+        let inline = matches!(self.mode, Mode::Inline { .. });
         let mut result = Ok(());
         while !self.stop {
             let timeout = self.next_sweep.saturating_duration_since(self.now);
-            // SAFETY: the GIL is released only around the kernel wait, during which this
-            // thread touches no Python object; it is re-acquired before anything else.
-            let waited = unsafe {
-                let state = pyo3::ffi::PyEval_SaveThread();
-                let r = self.driver.wait(Some(timeout));
-                pyo3::ffi::PyEval_RestoreThread(state);
-                r
+            let waited = if inline {
+                // SAFETY: the GIL is released only around the kernel wait, during which this
+                // thread touches no Python object; it is re-acquired before anything else.
+                unsafe {
+                    let state = pyo3::ffi::PyEval_SaveThread();
+                    let r = self.driver.wait(Some(timeout));
+                    pyo3::ffi::PyEval_RestoreThread(state);
+                    r
+                }
+            } else {
+                self.driver.wait(Some(timeout))
             };
             if let Err(e) = waited {
                 if e.kind() == std::io::ErrorKind::Interrupted {
@@ -189,37 +264,39 @@ impl<'py> Worker<'py> {
             self.check_drained();
         }
         self.shutdown();
-        match self.signal_error.take() {
-            Some(err) if !is_stop_signal(self.py, &err) => Err(err),
-            _ => result,
-        }
+        result
     }
 
-    /// Runs `f` with the context a response needs; a stop the application asked for
-    /// (KeyboardInterrupt, SystemExit) stops the loop.
+    /// Runs `f`, application code, with the context a response needs (inline mode: the
+    /// loop's thread holds the interpreter); a stop the application asked for
+    /// (KeyboardInterrupt, SystemExit) stops the loop. In thread mode the pool runs all
+    /// application code, and this is never called.
     pub(super) fn with_ctx<R>(
         &mut self,
-        f: impl FnOnce(Python<'py>, &mut App, &mut Ctx<'_>) -> R,
-    ) -> R {
+        f: impl FnOnce(Python<'_>, &mut App, &mut Ctx<'_>) -> R,
+    ) -> Option<R> {
+        let Mode::Inline { app, waits } = &mut self.mode else {
+            return None;
+        };
         let mut stop = false;
-        let result = {
+        let result = Python::attach(|py| {
             let mut ctx = Ctx {
                 log: &self.log,
-                waits: &self.waits,
+                waits,
                 date: self.date.get(),
                 stop_requested: &mut stop,
             };
-            f(self.py, &mut self.app, &mut ctx)
-        };
+            f(py, app, &mut ctx)
+        });
         if stop {
             self.stop = true;
         }
-        result
+        Some(result)
     }
 
     /// Runs Python's signal handlers; an exception they raise stops the loop.
     fn check_signals(&mut self) {
-        if let Err(err) = self.py.check_signals() {
+        if let Err(err) = Python::attach(|py| py.check_signals()) {
             self.signal_error = Some(err);
             self.stop = true;
         }
@@ -229,6 +306,7 @@ impl<'py> Worker<'py> {
         let op = match Op::of(c.token) {
             Some(Op::Accept) => return self.on_accept(c),
             Some(Op::Signal) => return self.on_signal_pipe(c),
+            Some(Op::Pool) => return self.on_pool_wake(c),
             Some(op) => op,
             None => return,
         };
@@ -250,7 +328,7 @@ impl<'py> Worker<'py> {
             Op::Send => self.on_send(slot, &mut conn, c),
             Op::Writable => self.on_writable(slot, &mut conn, c),
             Op::Wait(index) => self.on_wait(slot, &mut conn, index, c.result),
-            Op::Accept | Op::Signal => {}
+            Op::Accept | Op::Signal | Op::Pool => {}
         }
         self.put_conn(slot, conn);
     }

@@ -91,10 +91,16 @@ fn indices(mask: u64) -> impl Iterator<Item = usize> {
     (0..64).filter(move |i| mask & (1u64 << i) != 0)
 }
 
-impl Worker<'_> {
+impl Worker {
     /// Parks the running response on `wait`: one poll per fd; the first carries the timeout
     /// (one timer per wait).
     pub(super) fn park(&mut self, slot: u32, conn: &mut Conn, wait: &PendingWait) {
+        if conn.eof {
+            // The client went away while the response ran (or was on a pool thread): nobody
+            // would notice it again while it waits.
+            self.close_now(slot, conn);
+            return;
+        }
         let generation = conn.generation;
         let State::App(running) = &mut conn.state else {
             return;

@@ -27,8 +27,10 @@ mod cycle;
 mod drain;
 mod event_loop;
 mod fdwait;
+mod handoff;
 mod op;
 mod outq;
+mod pool;
 mod respond;
 mod send;
 mod slots;
@@ -55,6 +57,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// How long a graceful stop may take before the remaining connections are closed.
     pub graceful_timeout: Duration,
+    /// Thread mode: how long one request may stay in the application before the worker is
+    /// recycled (`--timeout`; `None`: never).
+    pub timeout: Option<Duration>,
     /// The access log's line (used when the access log is on).
     pub access_format: Format,
 }

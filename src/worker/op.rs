@@ -17,6 +17,8 @@ pub enum Op {
     Writable,
     /// The signal pipe became readable.
     Signal,
+    /// The thread pool's wake-up pipe became readable: jobs came back.
+    Pool,
     /// The poll of the fd with this index in a parked request's fdevent wait.
     Wait(u8),
 }
@@ -26,6 +28,7 @@ const RECV: u8 = 2;
 const SEND: u8 = 3;
 const WRITABLE: u8 = 5;
 const SIGNAL: u8 = 6;
+const POOL: u8 = 7;
 /// `Wait(i)` is `FIRST_WAIT + i`.
 const FIRST_WAIT: u8 = 0x40;
 
@@ -40,6 +43,7 @@ impl Op {
             Op::Send => SEND,
             Op::Writable => WRITABLE,
             Op::Signal => SIGNAL,
+            Op::Pool => POOL,
             Op::Wait(index) => FIRST_WAIT + index,
         }
     }
@@ -52,6 +56,7 @@ impl Op {
             SEND => Op::Send,
             WRITABLE => Op::Writable,
             SIGNAL => Op::Signal,
+            POOL => Op::Pool,
             c if (FIRST_WAIT..FIRST_WAIT + MAX_WAIT_FDS as u8).contains(&c) => {
                 Op::Wait(c - FIRST_WAIT)
             }
@@ -82,7 +87,14 @@ mod tests {
 
     #[test]
     fn every_op_round_trips_through_a_token() {
-        let mut ops = vec![Op::Accept, Op::Recv, Op::Send, Op::Writable, Op::Signal];
+        let mut ops = vec![
+            Op::Accept,
+            Op::Recv,
+            Op::Send,
+            Op::Writable,
+            Op::Signal,
+            Op::Pool,
+        ];
         ops.extend((0..MAX_WAIT_FDS).map(Op::wait));
         for op in ops {
             let token = op.token(77, 12_345);

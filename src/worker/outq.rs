@@ -76,6 +76,10 @@ pub enum SendOp {
 }
 
 /// The queue. `K` keeps borrowed memory alive (a Python bytes object in the server).
+///
+/// A queue is owned by one thread at a time: the worker's loop, or a pool thread holding the
+/// connection's job (see `worker::pool`); it moves between them only when no send of its
+/// flight is in the kernel.
 pub struct OutQueue<K> {
     pending: Half<K>,
     flight: Half<K>,
@@ -86,6 +90,12 @@ pub struct OutQueue<K> {
     /// The flight's buffers when it has several.
     gather: Gather,
 }
+
+// SAFETY: the raw pointers of a queue point into its own copy buffers or into memory kept
+// alive by its `K`s, all of which it owns and which move with it; nothing else aliases them.
+// The kernel reads them only while a send is in flight, and a queue changes threads only when
+// none is (see the struct's docs).
+unsafe impl<K: Send> Send for OutQueue<K> {}
 
 impl<K> Default for OutQueue<K> {
     fn default() -> Self {
@@ -182,6 +192,15 @@ impl<K> OutQueue<K> {
 
     pub fn is_empty(&self) -> bool {
         !self.in_flight && self.pending.bytes == 0
+    }
+
+    /// The send to issue next: the rest of a flight that was started and not finished (sent
+    /// in part without a send still on its way, as a pool thread leaves it), else a new flight.
+    pub fn next_send(&mut self) -> Option<SendOp> {
+        if self.in_flight {
+            return Some(self.build_op());
+        }
+        self.start_flight()
     }
 
     /// If nothing is in flight and something is pending, makes the pending bytes the flight

@@ -2,36 +2,15 @@
 //! (send, park, sendfile, finish or abort), and finish a request (access log, keep-alive or
 //! not, `--max-requests`).
 
+use super::accesslog::Ending;
 use super::conn::{Conn, Running, State};
+use super::event_loop::Mode;
+use super::pool::job::Resume;
 use super::Worker;
 use crate::wsgi::response::Step;
+use pyo3::prelude::*;
 
-/// How a response ended, as its access-log line says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Ending {
-    /// The whole response went out.
-    Complete,
-    /// The application failed after the head went out: the body was cut.
-    Failed,
-    /// A graceful stop ended it (a parked or streaming response).
-    Stopped,
-    /// The client went away before it ended.
-    ClientGone,
-}
-
-impl Ending {
-    /// What the access-log line gets after the format's own atoms.
-    fn mark(self) -> &'static str {
-        match self {
-            Ending::Complete => "",
-            Ending::Failed => " (application failed)",
-            Ending::Stopped => " (ended by a graceful stop)",
-            Ending::ClientGone => " (client went away)",
-        }
-    }
-}
-
-impl Worker<'_> {
+impl Worker {
     /// Drives the running response until it must wait. After a `Step::Send` the response
     /// waits until everything queued was sent: its next block is asked for once the kernel
     /// took the last one.
@@ -48,10 +27,15 @@ impl Worker<'_> {
         if running.parked.is_some() || conn.awaiting_writable {
             return;
         }
+        if self.threaded() {
+            self.resume_on_pool(slot, conn, Resume::Drive);
+            return;
+        }
         let out = &mut conn.out;
         let response = &mut running.response;
-        let step = self.with_ctx(|py, _, ctx| response.drive(py, ctx, out));
-        self.on_step(slot, conn, step);
+        if let Some(step) = self.with_ctx(|py, _, ctx| response.drive(py, ctx, out)) {
+            self.on_step(slot, conn, step);
+        }
     }
 
     pub(super) fn on_step(&mut self, slot: u32, conn: &mut Conn, step: Step) {
@@ -81,25 +65,37 @@ impl Worker<'_> {
         }
     }
 
-    /// A response ended: log it, then read the next request or close.
+    /// A response ended on the loop (inline mode): log it and take back its objects, then
+    /// read the next request or close.
     pub(super) fn finish_request(&mut self, conn: &mut Conn, keep_alive: bool, ending: Ending) {
         let state = std::mem::replace(&mut conn.state, State::Reading);
-        conn.awaiting_sent = false;
         if let State::App(running) = state {
             if running.response.stale_wait {
-                let (head, bytes) = conn.framer.head();
-                self.log.warning(
-                    self.py,
-                    &format!(
-                        "dropped an fdevent wait the application recorded but never yielded ({} {})",
-                        String::from_utf8_lossy(head.method.of(bytes)),
-                        String::from_utf8_lossy(head.target().of(bytes)),
-                    ),
-                );
+                self.warn_stale_wait(conn);
             }
-            self.log_access(conn, &running, ending);
-            self.app.recycle(self.py, running.response);
+            self.log_and_recycle(running, ending, conn.out.unsent() as u64);
         }
+        self.after_response(conn, keep_alive);
+    }
+
+    /// Inline mode: writes the access-log line of a response that ended and takes back its
+    /// per-request objects.
+    pub(super) fn log_and_recycle(&mut self, running: Box<Running>, ending: Ending, unsent: u64) {
+        let Mode::Inline { app, .. } = &mut self.mode else {
+            return;
+        };
+        let (log, format) = (&self.log, &self.settings.access_format);
+        Python::attach(|py| {
+            super::accesslog::log_ended(log, format, py, &running, ending, unsent);
+            app.recycle(py, running.response);
+        });
+    }
+
+    /// A response ended: read the connection's next request, or close it; counts the request
+    /// and stops the worker after `--max-requests`.
+    pub(super) fn after_response(&mut self, conn: &mut Conn, keep_alive: bool) {
+        conn.state = State::Reading;
+        conn.awaiting_sent = false;
         if !keep_alive || conn.eof {
             // The body was read whole before the application ran.
             conn.client_asked_close = !conn.framer.head().0.keep_alive;
@@ -119,41 +115,21 @@ impl Worker<'_> {
             .is_some_and(|max| self.requests_served >= max)
             && self.draining.is_none()
         {
-            self.log.info(
-                self.py,
-                &format!(
-                    "served {} requests (--max-requests); stopping for a fresh worker",
-                    self.requests_served
-                ),
-            );
+            self.log.info(&format!(
+                "served {} requests (--max-requests); stopping for a fresh worker",
+                self.requests_served
+            ));
             self.begin_drain("--max-requests");
         }
     }
 
-    /// Writes the access-log line of a response that ended (when the access log is on).
-    pub(super) fn log_access(&self, conn: &Conn, running: &Running, ending: Ending) {
-        let Some(record) = &running.access else {
-            return;
-        };
-        let remote = conn
-            .peer
-            .flatten()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        // Bytes the kernel took: what is still queued never left.
-        let unsent = conn.out.unsent() as u64;
-        let bytes = match ending {
-            Ending::Complete => running.response.body_bytes(),
-            _ => running.response.body_bytes().saturating_sub(unsent),
-        };
-        let mut line = self.settings.access_format.line_for(
-            self.py,
-            record,
-            &running.response,
-            &remote,
-            bytes,
-        );
-        line.push_str(ending.mark());
-        self.log.access(self.py, &line);
+    /// The application recorded an fdevent wait it never yielded: it was dropped.
+    pub(super) fn warn_stale_wait(&self, conn: &Conn) {
+        let (head, bytes) = conn.framer.head();
+        self.log.warning(&format!(
+            "dropped an fdevent wait the application recorded but never yielded ({} {})",
+            String::from_utf8_lossy(head.method.of(bytes)),
+            String::from_utf8_lossy(head.target().of(bytes)),
+        ));
     }
 }

@@ -6,16 +6,17 @@
 use super::conn::{Conn, State};
 use super::op::Op;
 use super::outq::SendOp;
+use super::pool::job::Resume;
 use super::Worker;
 use evserver_platform::{sys, Completion, Interest};
 
-impl Worker<'_> {
+impl Worker {
     /// Starts a send of what is queued, unless one is in flight.
     pub(super) fn start_send(&mut self, slot: u32, conn: &mut Conn) {
         if conn.sending || conn.is_closed() {
             return;
         }
-        if let Some(op) = conn.out.start_flight() {
+        if let Some(op) = conn.out.next_send() {
             self.issue_send(slot, conn, op);
         }
     }
@@ -40,9 +41,14 @@ impl Worker<'_> {
             return;
         }
         self.start_send(slot, conn);
-        if let State::App(_) = conn.state {
-            self.drive(slot, conn);
-            self.advance(slot, conn);
+        match conn.state {
+            State::App(_) => {
+                self.drive(slot, conn);
+                self.advance(slot, conn);
+            }
+            // Thread mode: a request that waited for the queue to empty.
+            State::Reading if conn.out.is_empty() => self.advance(slot, conn),
+            _ => {}
         }
         if matches!(conn.state, State::Done) && conn.out.is_empty() {
             self.begin_linger(slot, conn);
@@ -113,10 +119,12 @@ impl Worker<'_> {
         };
         response.add_file_bytes(sent_total);
         match outcome {
+            Ok(true) if self.threaded() => self.resume_on_pool(slot, conn, Resume::EndBody),
             Ok(true) => {
                 let out = &mut conn.out;
-                let step = self.with_ctx(|py, _, ctx| response.end_body(py, ctx, out));
-                self.on_step(slot, conn, step);
+                if let Some(step) = self.with_ctx(|py, _, ctx| response.end_body(py, ctx, out)) {
+                    self.on_step(slot, conn, step);
+                }
             }
             Ok(false) => {
                 conn.awaiting_writable = true;
@@ -129,7 +137,7 @@ impl Worker<'_> {
                 );
             }
             Err(e) => {
-                self.log.debug(self.py, &format!("sendfile failed: {e}"));
+                self.log.debug(&format!("sendfile failed: {e}"));
                 self.close_now(slot, conn);
             }
         }

@@ -32,11 +32,16 @@ impl Slots {
 
     /// Takes out the connection `token` was issued for, if it still occupies its slot.
     pub fn take(&mut self, token: Token) -> Option<Box<Conn>> {
-        let slot = self.slots.get_mut(token.slot() as usize)?;
-        if slot.generation != token.generation() {
+        self.take_of(token.slot(), token.generation())
+    }
+
+    /// Takes out the connection of `slot` if its generation is still `generation`.
+    pub fn take_of(&mut self, slot: u32, generation: u32) -> Option<Box<Conn>> {
+        let entry = self.slots.get_mut(slot as usize)?;
+        if entry.generation != generation {
             return None;
         }
-        slot.conn.take()
+        entry.conn.take()
     }
 
     /// Takes out whatever connection occupies `slot`.

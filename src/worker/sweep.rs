@@ -3,11 +3,13 @@
 //! and the worker's figures written to the scoreboard.
 
 use super::conn::State;
+use super::event_loop::Mode;
 use super::Worker;
 use evserver_platform::process;
+use pyo3::prelude::*;
 use std::sync::atomic::Ordering::Relaxed;
 
-impl Worker<'_> {
+impl Worker {
     /// Closes connections whose deadline passed, re-arms listeners that stopped and reports
     /// the worker's figures.
     pub(super) fn sweep(&mut self) {
@@ -15,6 +17,7 @@ impl Worker<'_> {
             self.arm_accept(i);
         }
         self.report_figures();
+        self.check_stuck_threads();
         if self
             .master_pid
             .is_some_and(|pid| process::parent_pid() != pid)
@@ -62,5 +65,57 @@ impl Worker<'_> {
         cell.parked.store(parked as u64, Relaxed);
         cell.cpu_micros.store(process::cpu_time_micros(), Relaxed);
         cell.rss_bytes.store(process::resident_bytes(), Relaxed);
+        if let Mode::Pool(pool) = &self.mode {
+            cell.threads.store(pool.threads() as u64, Relaxed);
+            cell.threads_busy.store(pool.busy() as u64, Relaxed);
+            cell.queued.store(pool.queued() as u64, Relaxed);
+        }
     }
+
+    /// Thread mode: a pool thread in one job longer than `--timeout` is logged with its
+    /// Python stack (once per job), and the worker is recycled gracefully: it stops accepting,
+    /// lets the other requests finish, and the master starts a fresh one. The loop's own
+    /// heartbeat goes on meanwhile, so the master does not kill the worker for it.
+    fn check_stuck_threads(&mut self) {
+        let (Mode::Pool(pool), Some(timeout)) = (&self.mode, self.settings.timeout) else {
+            return;
+        };
+        let now = process::monotonic_millis();
+        let mut stuck = Vec::new();
+        for slot in pool.slots() {
+            let since = slot.busy_since_ms.load(Relaxed);
+            if since != 0
+                && now.saturating_sub(since) > timeout.as_millis() as u64
+                && !slot.reported.swap(true, Relaxed)
+            {
+                stuck.push((slot.ident.load(Relaxed), now.saturating_sub(since) / 1000));
+            }
+        }
+        for (ident, seconds) in stuck {
+            let stack = thread_stack(ident);
+            self.log.error(&format!(
+                "a request has been in the application for {seconds} s (--timeout); \
+                 recycling this worker once its other requests are done. The thread's stack:\n{stack}"
+            ));
+            self.begin_drain("a request stuck in the application (--timeout)");
+        }
+    }
+}
+
+/// The Python stack of the thread with identifier `ident`, formatted as a traceback.
+fn thread_stack(ident: u64) -> String {
+    Python::attach(|py| -> PyResult<String> {
+        let frames = py.import("sys")?.call_method0("_current_frames")?;
+        let Some(frame) = frames.get_item(ident).ok() else {
+            return Ok("(the thread has no Python frame now)".to_string());
+        };
+        let lines = py
+            .import("traceback")?
+            .call_method1("format_stack", (frame,))?;
+        Ok(lines
+            .try_iter()?
+            .filter_map(|line| line.ok()?.extract::<String>().ok())
+            .collect())
+    })
+    .unwrap_or_else(|e| format!("(no stack: {e})"))
 }

@@ -459,9 +459,7 @@ impl Response {
         match self.framing {
             Some(Framing::Chunked) => out.push_copy(LAST_CHUNK),
             Some(Framing::Length { declared }) if self.body_sent < declared => {
-                ctx.log.error(
-                    py,
-                    &format!(
+                ctx.log.error(&format!(
                         "the application sent {} bytes of its Content-Length {}; closing the connection",
                         self.body_sent, declared
                     ),
@@ -472,9 +470,7 @@ impl Response {
             _ => {}
         }
         if self.overrun {
-            ctx.log.error(
-                py,
-                "the application sent more than its Content-Length; the rest was dropped and the connection closed",
+            ctx.log.error("the application sent more than its Content-Length; the rest was dropped and the connection closed",
             );
             self.exchange.keep_alive = false;
         }
@@ -497,7 +493,7 @@ impl Response {
         if is_fatal(py, &err) {
             *ctx.stop_requested = true;
         }
-        ctx.log.exception(py, &format!("Error in {place}"), &err);
+        ctx.log.exception(&format!("Error in {place}"), &err);
         self.source = Source::Exhausted;
         self.close_iterable(py, ctx);
         ctx.waits.take();
@@ -570,11 +566,11 @@ impl Response {
                         *ctx.stop_requested = true;
                     }
                     ctx.log
-                        .exception(py, "Error in the response iterable's close()", &err);
+                        .exception("Error in the response iterable's close()", &err);
                 }
             }
             Ok(None) => {}
-            Err(err) => ctx.log.exception(py, "Error looking up close()", &err),
+            Err(err) => ctx.log.exception("Error looking up close()", &err),
         }
     }
 }

@@ -85,6 +85,8 @@ def select_two(environ, start_response):
     fds = {sub.fileno(): name for name, sub in subs.items()}
     start_response("200 OK", [("Content-Type", "application/json")])
     key = q.get("key")
+    if key:
+        record(key, "subscribed")  # a publish from now on reaches this request
     try:
         yield environ["x-evserver.fdevent.select"](list(subs.values()), None, float(q["t"]))
         ready = environ["x-evserver.fdevent.ready"]()

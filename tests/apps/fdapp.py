@@ -4,12 +4,14 @@ what it saw (the timeout flag, how long the wait took) in its body or in the eve
 import json
 import os
 import socket
+import threading
 import time
 
 from recorder import query, record, respond, respond_json, with_common_routes
 
 TEXT = [("Content-Type", "text/plain")]
 SHARED = {}  # key -> a UDP socket several requests wait on at once
+SHARED_LOCK = threading.Lock()  # under --threads, two requests may create one at once
 
 
 def timed_out(environ):
@@ -69,10 +71,11 @@ def wait_udp(environ, start_response):
 def wait_shared(environ, start_response):
     """Many requests wait on one socket; one datagram wakes them all (none reads it)."""
     key = query(environ)["key"]
-    if key not in SHARED:
-        SHARED[key] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        SHARED[key].bind(("127.0.0.1", 0))
-        record(key, f"port {SHARED[key].getsockname()[1]}")
+    with SHARED_LOCK:
+        if key not in SHARED:
+            SHARED[key] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            SHARED[key].bind(("127.0.0.1", 0))
+            record(key, f"port {SHARED[key].getsockname()[1]}")
     record(key, "waiting")
     yield environ["x-wsgiorg.fdevent.readable"](SHARED[key], 10.0)
     start_response("200 OK", TEXT)

@@ -154,9 +154,10 @@ class RedisHub:
                 return existing
             channel = RedisChannel(self, name, history or self.history)
             self._channels[name] = channel
-            listening = self._pid == os.getpid() and self._ready.is_set()
-        if listening:
-            self._catch_up(channel)
+            # Under the lock the listener delivers with: a message it receives now waits until
+            # the history is in, so it cannot get ahead of older ones and leave a gap.
+            if self._pid == os.getpid() and self._ready.is_set():
+                self._catch_up(channel)
         return channel
 
     def close(self) -> None:
@@ -221,8 +222,9 @@ class RedisHub:
                 while pubsub.get_message(timeout=1.0) is None:
                     if self._closing:
                         return
-                for channel in list(self._channels.values()):
-                    self._catch_up(channel)
+                with self._lock:
+                    for channel in list(self._channels.values()):
+                        self._catch_up(channel)
                 self._ready.set()
                 backoff = 0.1
                 for item in pubsub.listen():
@@ -246,15 +248,16 @@ class RedisHub:
 
     def _dispatch(self, raw_channel: bytes | str, payload: bytes | str) -> None:
         name = raw_channel.decode() if isinstance(raw_channel, bytes) else raw_channel
-        channel = self._channels.get(name[len(self.prefix) :])
-        if channel is None:
-            return
         try:
             message = _decode(payload)
         except (ValueError, KeyError, TypeError) as e:
             log.warning("evserver.comet: dropped a malformed message on %s: %s", name, e)
             return
-        channel._deliver(message)
+        # A channel being created catches up under this lock (see ``channel``).
+        with self._lock:
+            channel = self._channels.get(name[len(self.prefix) :])
+            if channel is not None:
+                channel._deliver(message)
 
     def _catch_up(self, channel: RedisChannel) -> None:
         """Delivers what the Redis history holds beyond the local channel (after a start or a

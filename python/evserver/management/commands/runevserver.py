@@ -4,7 +4,10 @@ Everything but the server is Django's own: the address forms and default (127.0.
 ``--ipv6``, the banner, system checks, the unapplied-migrations warning, the autoreloader
 (``--noreload``) and, with ``django.contrib.staticfiles`` installed, static files when DEBUG is
 on (``--nostatic``, ``--insecure``). A line per request goes to standard output, as with
-runserver (``--noaccesslog`` turns it off). evserver adds ``--workers`` and ``--backend``.
+runserver (``--noaccesslog`` turns it off). Like runserver, it is threaded unless
+``--nothreading``: views run on a pool of ``--threads`` threads (8) per worker, so a view that
+blocks on the database does not hold up the others, and parked requests (fdevent waits) take
+no thread. evserver adds ``--workers``, ``--threads`` and ``--backend``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ else:
     from django.core.management.commands.runserver import Command as RunserverCommand
 
 BACKENDS = ("auto", "io_uring", "poll")
+#: Threads per worker when threaded (runserver starts a thread per request; a bounded pool
+#: serves a developer's handful of concurrent requests the same way).
+DEFAULT_THREADS = 8
 
 
 class Command(RunserverCommand):
@@ -53,6 +59,14 @@ class Command(RunserverCommand):
             action="store_false",
             dest="access_log",
             help="Tells evserver to NOT log each request on standard output.",
+        )
+        parser.add_argument(
+            "--threads",
+            type=_positive,
+            default=DEFAULT_THREADS,
+            metavar="N",
+            help=f"Threads per worker that run views (default {DEFAULT_THREADS}; "
+            "--nothreading runs them on the worker's event loop).",
         )
         parser.add_argument(
             "--backend",
@@ -118,6 +132,8 @@ class Command(RunserverCommand):
             result += ["--access-log", "-"]  # a line per request, as runserver prints
         if options["workers"] != 1:
             result += ["--workers", str(options["workers"])]
+        threads = options["threads"] if options.get("use_threading", True) else 1
+        result += ["--threads", str(threads)]
         return result
 
     def listen_address(self) -> str:
@@ -140,12 +156,17 @@ def _workers(text: str) -> int | str:
     """``--workers``: a positive number, or ``auto`` (evserver's one per core)."""
     if text == "auto":
         return text
+    return _positive(text, "a positive number of workers or 'auto'")
+
+
+def _positive(text: str, what: str = "a positive number") -> int:
+    """``--threads`` (and ``--workers``): a positive number."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers or 'auto'")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
     return value
 
 
