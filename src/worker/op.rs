@@ -108,7 +108,7 @@ mod tests {
         for code in [
             0u8,
             4,
-            7,
+            8,
             FIRST_WAIT - 1,
             FIRST_WAIT + MAX_WAIT_FDS as u8,
             0xFF,

@@ -1,6 +1,6 @@
 //! Multishot accept: one completion per connection until cancelled.
 
-use super::{is_open, tok, Loop};
+use super::{peer_sees_eof, tok, Loop};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -19,7 +19,7 @@ fn accepts_several_connections_as_nonblocking_cloexec_sockets() {
     let t = tok(1, 1);
     lp.driver.accept_multi(l.as_raw_fd(), t);
     lp.driver.submit().expect("submit");
-    let clients: Vec<TcpStream> = (0..3)
+    let mut clients: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
     lp.until("three accepts", |seen| seen.len() >= 3);
@@ -40,13 +40,17 @@ fn accepts_several_connections_as_nonblocking_cloexec_sockets() {
         assert_ne!(fdfl & libc::FD_CLOEXEC, 0, "close-on-exec");
     }
     // One more connection after the first batch arrives as well.
-    let late = TcpStream::connect(addr).expect("connect");
+    clients.push(TcpStream::connect(addr).expect("connect"));
     lp.until("a fourth accept", |seen| seen.len() >= 4);
     for c in lp.of(t) {
         lp.driver.close(c.result);
-        assert!(!is_open(c.result));
     }
-    drop((clients, late));
+    for client in &mut clients {
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        assert!(peer_sees_eof(client), "the accepted end was closed");
+    }
 }
 
 #[test]
