@@ -6,6 +6,8 @@ One command sets everything up, runs every server on every workload and writes a
     benchmarks/compare                                    # install, then the full run
     benchmarks/compare --no-install --duration 2 --only evserver-io_uring,bjoern \\
         --workloads hello,post-1k
+    benchmarks/compare --app-threads 16 --output benchmarks/RESULTS-threads.md
+                                                          # thread mode: hello, blocking, django
 
 Each server runs one worker pinned to one CPU and the load generator runs pinned to the other.
 For each workload and server it reports requests/s, the server's own CPU time per request (its
@@ -48,6 +50,8 @@ PINS = {
     "uwsgi": "uwsgi==2.0.31",
     "gunicorn": "gunicorn==27.0.1",
 }
+# What the `django` workload's application needs (Django 5.2: the newest for Python 3.10+).
+DJANGO_PIN = "Django==5.2.19"
 PIPELINE_DEPTH = 16
 
 
@@ -65,7 +69,7 @@ class Workload:
     name: str
     title: str
     path: str
-    expect: bytes | int  # the exact body, or its length
+    expect: bytes | int | None  # the exact body, its length, or None: any non-empty body
     method: str = "GET"
     body: bytes = b""
     close: bool = False  # `Connection: close`: a new connection per request
@@ -83,7 +87,12 @@ class Workload:
 
     def check(self, status: int, body: bytes) -> str | None:
         """None if STATUS and BODY are the right answer, else what is wrong."""
-        ok = body == self.expect if isinstance(self.expect, bytes) else len(body) == self.expect
+        if self.expect is None:
+            ok = bool(body)
+        elif isinstance(self.expect, bytes):
+            ok = body == self.expect
+        else:
+            ok = len(body) == self.expect
         if status == 200 and ok:
             return None
         return f"wrong answer to {self.method} {self.path}: {status}, {len(body)} bytes"
@@ -108,8 +117,12 @@ WORKLOADS = {
             pipeline=PIPELINE_DEPTH,
             static=True,
         ),
+        Workload("blocking", "a view that blocks 20 ms", "/blocking", HELLO),
+        Workload("django", "a Django view: SQLite query and template", "/django", None),
     ]
 }
+# The workloads of applications that block or do real work: what --app-threads is for.
+THREAD_WORKLOADS = ["blocking", "django"]
 
 
 # --- servers -------------------------------------------------------------------------------
@@ -123,13 +136,17 @@ class Server:
     command: Callable[[argparse.Namespace, int], list[str]]
     peer: bool = True  # counts for "best peer"
     static_only: bool = False  # serves only the workloads marked static (nginx)
+    threads: bool = True  # can run the application on a pool of threads (--app-threads)
 
 
 def evserver_command(backend: str) -> Callable[[argparse.Namespace, int], list[str]]:
     def command(args: argparse.Namespace, port: int) -> list[str]:
         listen = f"127.0.0.1:{port}"
         python = args.evserver_python or str(VENV_BIN / "python")
-        return [python, "-m", "evserver", "workloads", "-l", listen, "--backend", backend]
+        command = [python, "-m", "evserver", "workloads", "-l", listen, "--backend", backend]
+        if args.app_threads > 1:
+            command += ["--threads", str(args.app_threads)]
+        return command
 
     return command
 
@@ -149,7 +166,7 @@ def granian_command(args: argparse.Namespace, port: int) -> list[str]:
         "--workers",
         "1",
         "--blocking-threads",
-        "1",
+        str(args.app_threads),
         "--host",
         "127.0.0.1",
         "--port",
@@ -177,13 +194,17 @@ def uwsgi_command(args: argparse.Namespace, port: int) -> list[str]:
         "--die-on-term",
         "--listen",
         "1024",
+        *(["--threads", str(args.app_threads)] if args.app_threads > 1 else []),
     ]
 
 
 def gunicorn_command(args: argparse.Namespace, port: int) -> list[str]:
     # The default (sync) worker, as most deployments run it; it closes after each response.
+    # With threads, the gthread worker (keep-alive), as deployments with threads run it.
+    threads = ["-k", "gthread", "--threads", str(args.app_threads)] if args.app_threads > 1 else []
     return [
         str(VENV_BIN / "gunicorn"),
+        *threads,
         "--workers",
         "1",
         "--bind",
@@ -222,12 +243,12 @@ SERVERS = {
     for s in [
         Server("evserver-io_uring", "evserver", "io_uring", evserver_command("io_uring"), False),
         Server("evserver-poll", "evserver", "poll (epoll)", evserver_command("poll"), False),
-        Server("bjoern", "bjoern", "libev", peer_script("bjoern")),
-        Server("fastwsgi", "fastwsgi", "libuv", peer_script("fastwsgi")),
-        Server("granian", "granian", "WSGI, 1 blocking thread", granian_command),
+        Server("bjoern", "bjoern", "libev", peer_script("bjoern"), threads=False),
+        Server("fastwsgi", "fastwsgi", "libuv", peer_script("fastwsgi"), threads=False),
+        Server("granian", "granian", "WSGI, blocking threads", granian_command),
         Server("uwsgi", "uwsgi", "http11-socket, 1 process", uwsgi_command),
-        Server("gunicorn", "gunicorn", "sync worker", gunicorn_command),
-        Server("nginx", "nginx", "static string (reference)", nginx_command, False, True),
+        Server("gunicorn", "gunicorn", "sync worker (gthread with threads)", gunicorn_command),
+        Server("nginx", "nginx", "static string (reference)", nginx_command, False, True, False),
     ]
 }
 
@@ -420,6 +441,10 @@ def install(projects: set[str], args: argparse.Namespace) -> dict[str, str]:
             log(f"pip install {pin}")
             if not pip(pin, log_name=f"{project}.log"):
                 failures[project] = f"install failed, see {LOGS / (project + '.log')}"
+    if "django" in args.workloads and package_version("django") != DJANGO_PIN.split("==")[1]:
+        log(f"pip install {DJANGO_PIN}")
+        if not pip(DJANGO_PIN, log_name="django.log"):
+            failures["django"] = f"install failed, see {LOGS / 'django.log'}"
     if "evserver" in projects and not args.evserver_python:
         log(f"pip install {REPO} (a release build of the Rust engine; may take minutes)")
         if not pip("--force-reinstall", "--no-deps", str(REPO), log_name="evserver.log"):
@@ -811,13 +836,22 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--workloads",
-        default=",".join(WORKLOADS),
-        help=f"workloads to run, of: {', '.join(WORKLOADS)}",
+        help=f"workloads to run, of: {', '.join(WORKLOADS)} (default: all but "
+        f"{', '.join(THREAD_WORKLOADS)}; with --app-threads: hello, {', '.join(THREAD_WORKLOADS)})",
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run (10)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warmup (2; 0: none)")
     parser.add_argument("--connections", type=int, default=50, help="client connections (50)")
     parser.add_argument("--threads", type=int, default=1, help="client threads (1)")
+    parser.add_argument(
+        "--app-threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="threads per server that run the application (1); with N > 1 every server runs "
+        "N: evserver and uWSGI --threads N, gunicorn -k gthread --threads N, granian "
+        "--blocking-threads N (servers without threads are left out)",
+    )
     parser.add_argument("--generator", default="wrk", choices=GENERATORS, help="load generator")
     parser.add_argument("--server-cpu", default="0", help="taskset CPU list of the server (0)")
     parser.add_argument("--client-cpu", default="1", help="taskset CPU list of the client (1)")
@@ -843,8 +877,21 @@ def parse_args() -> argparse.Namespace:
         help="also put the summary table in README.md (between its results markers)",
     )
     args = parser.parse_args()
+    only_given = any(a == "--only" or a.startswith("--only=") for a in sys.argv[1:])
     args.only = names(args.only, SERVERS, "server", parser)
+    if args.workloads is None:
+        if args.app_threads > 1:
+            args.workloads = ",".join(["hello", *THREAD_WORKLOADS])
+        else:
+            args.workloads = ",".join(w for w in WORKLOADS if w not in THREAD_WORKLOADS)
     args.workloads = names(args.workloads, WORKLOADS, "workload", parser)
+    if args.app_threads < 1:
+        parser.error("--app-threads must be at least 1")
+    if args.app_threads > 1:
+        no_threads = [n for n in args.only if not SERVERS[n].threads]
+        if no_threads and only_given:
+            parser.error(f"{', '.join(no_threads)} cannot run the application on threads")
+        args.only = [n for n in args.only if SERVERS[n].threads]
     if args.duration < 1 or args.warmup < 0 or args.connections < 1:
         parser.error("--duration and --connections must be at least 1, --warmup at least 0")
     return args
@@ -867,6 +914,9 @@ def main() -> int:
         return 2
     workloads = [WORKLOADS[name] for name in args.workloads]
     results: dict[str, dict[str, dict]] = {}
+    if "django" in failures:
+        log(f"the django workload is left out: {failures['django']}")
+        workloads = [w for w in workloads if w.name != "django"]
     for name in args.only:
         server = SERVERS[name]
         if server.project in failures:
@@ -895,10 +945,16 @@ def main() -> int:
         "versions": ", ".join(versions),
         "generator": generator.version(),
         "method": (
-            f"one worker per server pinned to CPU {args.server_cpu}; {generator.describe(args)} "
+            f"one worker per server pinned to CPU {args.server_cpu}"
+            + (
+                f", {args.app_threads} threads running the application in each"
+                if args.app_threads > 1
+                else ""
+            )
+            + f"; {generator.describe(args)} "
             f"pinned to CPU {args.client_cpu}, {args.duration:g} s per workload after a "
             f"{args.warmup:g} s warmup; server CPU = utime+stime of the server's process tree "
-            "from /proc; best peer = the best of bjoern, fastwsgi, granian, uWSGI, gunicorn"
+            "from /proc; best peer = the best of the peers above"
         ),
     }
     report = markdown(header, results, workloads)

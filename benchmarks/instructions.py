@@ -22,6 +22,7 @@ import argparse
 import glob
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -171,7 +172,10 @@ def run_counted(server: str, workload: Workload, args: argparse.Namespace, reque
         process.wait(timeout=300)
     finally:
         stop(process)
-    return serving_total(out_base, process.pid)
+    total = serving_total(out_base, process.pid)
+    # The profiles are large and only their totals count; a failed run keeps them to look at.
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return total
 
 
 def count(server: str, workload: Workload, args: argparse.Namespace) -> float:

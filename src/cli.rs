@@ -62,7 +62,9 @@ pub struct Cli {
     pub threads: u16,
 
     /// Seconds a worker may stay inside the application without its event loop turning
-    /// before the master kills and replaces it (0: never).
+    /// before the master kills and replaces it (0: never). With --threads N > 1 the loop never
+    /// runs the application: a request longer than this on a pool thread is logged with its
+    /// stack, and the worker is replaced gracefully once its other requests finish.
     #[arg(
         long,
         value_name = "SECONDS",

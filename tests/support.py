@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 APPS = TESTS / "apps"
@@ -474,3 +477,18 @@ def assert_serves(server: Server) -> None:
     resp = exchange(server, request("GET", "/alive", host=server.address.netloc))
     assert resp.status == 200, resp
     assert resp.body == b"alive\n"
+
+
+def idle_connections_possible(wanted: int) -> int:
+    """Raises this process's soft limit on open files for ``wanted`` connections (plus room
+    for the rest); where the hard limit is lower, as many as it allows (the server raises its
+    own limit to the same hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = 1000
+    if hard != resource.RLIM_INFINITY and hard < wanted + room:
+        wanted = hard - room
+        if wanted < 1000:
+            pytest.skip(f"the hard limit on open files ({hard}) leaves too little room")
+    if soft < wanted + room:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted + room, hard))
+    return wanted

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import assert_serves, request
+from support import assert_serves, idle_connections_possible, request
 
 #: The behaviour these tests show is the same inline and in thread mode.
 BOTH_MODES = True
@@ -202,21 +202,6 @@ def test_a_slow_reader_of_a_100_mb_stream_costs_memory_bounded_by_the_high_water
 # --- idle clients --------------------------------------------------------------------------------
 
 IDLE = int(os.environ.get("EVSERVER_TEST_IDLE", "10000"))
-
-
-def idle_connections_possible(wanted: int) -> int:
-    """Raises this process's soft limit on open files for ``wanted`` connections (plus room
-    for the rest); where the hard limit is lower, as many as it allows (the server raises its
-    own limit to the same hard limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = 1000
-    if hard != resource.RLIM_INFINITY and hard < wanted + room:
-        wanted = hard - room
-        if wanted < 1000:
-            pytest.skip(f"the hard limit on open files ({hard}) leaves too little room")
-    if soft < wanted + room:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted + room, hard))
-    return wanted
 
 
 def latencies(server, n: int = 300) -> list[float]:

@@ -15,7 +15,14 @@ import uuid
 
 import pytest
 from conftest import THREADS
-from support import RawConnection, Server, assert_serves, exchange, request
+from support import (
+    RawConnection,
+    Server,
+    assert_serves,
+    exchange,
+    idle_connections_possible,
+    request,
+)
 
 APP_MODES = ["threads"]
 
@@ -83,7 +90,7 @@ def test_requests_beyond_the_pool_wait_in_the_loop_and_are_shown(server, tmp_pat
 def test_parked_requests_hold_no_thread_and_wake_while_the_pool_is_busy(server):
     """Many parked long-polls and a pool kept saturated by blocking views: one publish wakes
     every parked client, and the worker has no more threads than its pool and a few."""
-    channel, parked = key(), 500
+    channel, parked = key(), idle_connections_possible(2000)
     clients = []
     for _ in range(parked):
         sock = server.address.connect()

@@ -4,6 +4,8 @@ Each route does the least a real application would for its workload, so that wha
 is the server: the body objects are built once at import, never per request.
 """
 
+import time
+
 HELLO = b"Hello, World!"
 BODY_10K = b"x" * 10_240
 # 1 MiB as a list of sixteen 64 KiB chunks (a framework's buffered response).
@@ -29,6 +31,19 @@ def _stream():
         yield STREAM_CHUNK
 
 
+_django = None
+
+
+def _django_app():
+    """The `django` workload's Django application, set up on first use."""
+    global _django
+    if _django is None:
+        import benchdjango
+
+        _django = benchdjango.application
+    return _django
+
+
 def _read_body(environ) -> bytes:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     return environ["wsgi.input"].read(length) if length else b""
@@ -52,6 +67,14 @@ def application(environ, start_response):
         body = _read_body(environ)
         start_response("200 OK", _length(len(body)))
         return [body]
+    if path == "/blocking":
+        # A view waiting 20 ms on something else (a database query, another service); the
+        # driver releases the GIL as time.sleep does.
+        time.sleep(0.02)
+        start_response("200 OK", HELLO_HEADERS)
+        return [HELLO]
+    if path == "/django":
+        return _django_app()(environ, start_response)
     if path == "/upload":
         size = str(len(_read_body(environ))).encode()
         start_response("200 OK", _length(len(size)))

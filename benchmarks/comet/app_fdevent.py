@@ -11,7 +11,7 @@
 import os
 from urllib.parse import parse_qs
 
-from common import STATE, make_app, respond
+from common import WAITING, make_app, respond
 from evserver.comet import Channel
 
 CHANNEL = Channel("bench", history=16)
@@ -27,11 +27,10 @@ def wait(environ, start_response):
         # takes any number of waits on one fd.
         own = "uwsgi.version" in environ
         fd = os.dup(subscription.fileno()) if own else subscription.fileno()
-        STATE["waiting"] += 1
         try:
-            yield environ["x-wsgiorg.fdevent.readable"](fd, 300)
+            with WAITING:
+                yield environ["x-wsgiorg.fdevent.readable"](fd, 300)
         finally:
-            STATE["waiting"] -= 1
             if own:
                 os.close(fd)
         messages = subscription.fetch(limit=1)

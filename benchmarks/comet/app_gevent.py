@@ -4,7 +4,7 @@ publish sets the current event, waking every waiter, and puts a fresh one in its
 
 from urllib.parse import parse_qs
 
-from common import STATE, make_app, respond
+from common import WAITING, make_app, respond
 from gevent.event import Event
 
 
@@ -27,11 +27,8 @@ def wait(environ, start_response):
     raw = parse_qs(environ.get("QUERY_STRING", "")).get("last_id", [""])[0]
     last = int(raw) if raw.isdigit() else CHANNEL.last_id
     if CHANNEL.last_id <= last:
-        STATE["waiting"] += 1
-        try:
+        with WAITING:
             CHANNEL.event.wait(300)
-        finally:
-            STATE["waiting"] -= 1
     return respond(start_response, {"id": CHANNEL.last_id if CHANNEL.last_id > last else None})
 
 

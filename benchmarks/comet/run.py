@@ -89,6 +89,14 @@ def raise_fd_limit(needed: int) -> int:
     return soft
 
 
+def pin_client(cpu: int) -> None:
+    """Pins this process (the clients, and the load generators it starts) to CPU ``cpu``."""
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as e:
+        log(f"cannot pin the client to CPU {cpu}: {e}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -108,7 +116,10 @@ def version_of(command: list[str]) -> str:
 # --- servers ---------------------------------------------------------------------------------
 
 
-def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[str, str]]:
+def server_command(
+    name: str, port: int, clients: int, extra: tuple[str, ...] = ()
+) -> tuple[list[str], dict[str, str]]:
+    """The command line of server ``name``; ``extra`` goes to evserver (e.g. ``--threads``)."""
     env = dict(os.environ)
     # evserver (with evserver.comet) is the one this python3 imports: the installed package, or
     # a build the caller put on PYTHONPATH. The repository's python/ goes first only for the
@@ -122,7 +133,7 @@ def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[
     if name.startswith("evserver-"):
         backend = name.split("-", 1)[1]
         command = [sys.executable, "-m", "evserver", "app_fdevent:application"]
-        command += ["-l", f"127.0.0.1:{port}", "--backend", backend]
+        command += ["-l", f"127.0.0.1:{port}", "--backend", backend, *extra]
     elif name == "uwsgi":
         command = [str(VENV_BIN / "uwsgi"), "--http-socket", f"127.0.0.1:{port}"]
         command += ["--wsgi-file", str(HERE / "app_fdevent.py"), "--async", str(clients + 100)]
@@ -138,10 +149,10 @@ def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[
 
 
 class Server:
-    def __init__(self, name: str, clients: int, cpu: int) -> None:
+    def __init__(self, name: str, clients: int, cpu: int, extra: tuple[str, ...] = ()) -> None:
         self.name = name
         self.port = free_port()
-        command, env = server_command(name, self.port, clients)
+        command, env = server_command(name, self.port, clients, extra)
         LOGS.mkdir(parents=True, exist_ok=True)
         self.stderr = open(LOGS / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -400,10 +411,7 @@ def main() -> None:
     args.fd_limit = raise_fd_limit(args.clients * 2 + 1000)
     if args.fd_limit < args.clients + 500:
         parser.error(f"the fd limit is {args.fd_limit}: lower --clients")
-    try:
-        os.sched_setaffinity(0, {args.client_cpu})
-    except OSError as e:
-        log(f"cannot pin the client to CPU {args.client_cpu}: {e}")
+    pin_client(args.client_cpu)
 
     results = []
     for name in names:
