@@ -142,6 +142,18 @@ pub struct Cli {
     )]
     pub access_log_format: String,
 
+    /// Largest WebSocket message accepted, in bytes (after decompression); a larger one closes
+    /// the WebSocket with 1009.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20,
+          env = "EVSERVER_WEBSOCKET_MAX_MESSAGE",
+          value_parser = clap::value_parser!(u64).range(125..=(1 << 40)))]
+    pub websocket_max_message: u64,
+
+    /// permessage-deflate for WebSockets (RFC 7692), agreed to when the client offers it.
+    #[arg(long, value_name = "on|off", default_value = "on",
+          env = "EVSERVER_WEBSOCKET_COMPRESSION", value_parser = parse_on_off)]
+    pub websocket_compression: bool,
+
     /// Largest request body accepted, in bytes (413 beyond).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, env = "EVSERVER_MAX_BODY")]
     pub max_body: u64,
@@ -224,6 +236,14 @@ impl Workers {
             Workers::Count(n) => n,
             Workers::PerCore => std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
+    }
+}
+
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("expected on or off".into()),
     }
 }
 

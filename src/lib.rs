@@ -16,6 +16,7 @@ mod log;
 mod master;
 mod scoreboard;
 mod serve;
+mod websocket;
 mod worker;
 mod wsgi;
 

@@ -30,6 +30,8 @@ pub struct Cell {
     pub threads: AtomicU64,
     pub threads_busy: AtomicU64,
     pub queued: AtomicU64,
+    /// Open WebSocket conversations.
+    pub websockets: AtomicU64,
 }
 
 impl Cell {
@@ -47,6 +49,7 @@ impl Cell {
             &self.threads,
             &self.threads_busy,
             &self.queued,
+            &self.websockets,
         ] {
             field.store(0, Relaxed);
         }

@@ -8,6 +8,7 @@ use crate::log::Log;
 use crate::master::status::StatusServer;
 use crate::master::{Assignment, Master, Sockets, Supervision, WorkerBody, EXIT_BOOT_FAILURE};
 use crate::scoreboard::{CellRef, Scoreboard, MAX_WORKERS};
+use crate::websocket::WsSettings;
 use crate::worker::accesslog::Format;
 use crate::worker::{Settings, Worker};
 use clap::Parser;
@@ -279,6 +280,10 @@ impl Body {
             graceful_timeout: Duration::from_secs(cli.graceful_timeout),
             timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
             access_format: self.access_format.clone(),
+            websocket: WsSettings {
+                max_message: usize::try_from(cli.websocket_max_message).unwrap_or(usize::MAX),
+                compression: cli.websocket_compression,
+            },
         };
         let mut worker = Worker::new(
             py,

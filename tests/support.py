@@ -492,3 +492,21 @@ def idle_connections_possible(wanted: int) -> int:
     if soft < wanted + room:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted + room, hard))
     return wanted
+
+
+def status_address(server: Server) -> tuple[str, int]:
+    line = server.wait_for_output(r"status page on http://")
+    m = re.search(r"status page on http://([\d.]+):(\d+)", line)
+    assert m, line
+    return m.group(1), int(m.group(2))
+
+
+def status_get(server: Server, path: str, timeout: float = 5) -> Response:
+    host, port = status_address(server)
+    with RawConnection(socket.create_connection((host, port), timeout=timeout)) as conn:
+        conn.send(request("GET", path, host=f"{host}:{port}"))
+        return conn.response()
+
+
+def status_json(server: Server) -> dict:
+    return json.loads(status_get(server, "/status.json").body)

@@ -13,31 +13,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from support import APPS, RawConnection, Response, Server, exchange, request
+from support import (
+    APPS,
+    RawConnection,
+    Response,
+    Server,
+    exchange,
+    request,
+    status_address,
+    status_get,
+    status_json,
+)
 
 
 def get(server: Server, path: str, headers: list[tuple[str, str]] | None = None) -> Response:
     return exchange(server, request("GET", path, headers, host=server.address.netloc))
-
-
-def status_address(server: Server) -> tuple[str, int]:
-    line = server.wait_for_output(r"status page on http://")
-    m = re.search(r"status page on http://([\d.]+):(\d+)", line)
-    assert m, line
-    return m.group(1), int(m.group(2))
-
-
-def status_get(server: Server, path: str, timeout: float = 5) -> Response:
-    import socket
-
-    host, port = status_address(server)
-    with RawConnection(socket.create_connection((host, port), timeout=timeout)) as conn:
-        conn.send(request("GET", path, host=f"{host}:{port}"))
-        return conn.response()
-
-
-def status_json(server: Server) -> dict:
-    return json.loads(status_get(server, "/status.json").body)
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:

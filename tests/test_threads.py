@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -16,12 +15,12 @@ import uuid
 import pytest
 from conftest import THREADS
 from support import (
-    RawConnection,
     Server,
     assert_serves,
     exchange,
     idle_connections_possible,
     request,
+    status_json,
 )
 
 APP_MODES = ["threads"]
@@ -49,11 +48,7 @@ def server(serve) -> Server:
 
 
 def status(server: Server) -> dict:
-    line = server.wait_for_output(r"status page on http://")
-    host, port = line.rsplit("http://", 1)[1].rsplit(":", 1)
-    with RawConnection(socket.create_connection((host, int(port)), timeout=5)) as conn:
-        conn.send(request("GET", "/status.json", host=f"{host}:{port}"))
-        return json.loads(conn.response().body)["workers"][0]
+    return status_json(server)["workers"][0]
 
 
 def test_n_threads_run_n_blocking_views_at_once(server):

@@ -177,6 +177,9 @@ pub enum Framing {
     Chunked,
     /// Bytes until the connection closes (a streamed body on HTTP/1.0).
     UntilClose,
+    /// `101 Switching Protocols`: the connection speaks another protocol (WebSocket) after the
+    /// head; no HTTP body, and no further HTTP request on it.
+    Upgraded,
 }
 
 /// The request's side of the exchange, as the head needs it.
@@ -316,6 +319,25 @@ pub fn write_interim(out: &mut Vec<u8>, code: u16) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `101 Switching Protocols` with `headers` (valid names and values: the caller
+/// checked them), then Date and Server.
+pub fn write_switching_protocols(out: &mut Vec<u8>, headers: &[(&str, &str)], date: &[u8]) {
+    write_status_code_line(out, 101);
+    write_headers(out, headers);
+    write_date(out, date);
+    out.extend_from_slice(SERVER_HEADER);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_headers(out: &mut Vec<u8>, headers: &[(&str, &str)]) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 fn write_status_code_line(out: &mut Vec<u8>, code: u16) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
@@ -335,7 +357,21 @@ pub fn write_server_head(
     no_store: bool,
     date: Option<&[u8]>,
 ) {
+    write_server_head_with(out, code, content_type, content_length, no_store, date, &[]);
+}
+
+/// [`write_server_head`] with `extra` headers after Content-Type (valid names and values).
+fn write_server_head_with(
+    out: &mut Vec<u8>,
+    code: u16,
+    content_type: &str,
+    content_length: usize,
+    no_store: bool,
+    date: Option<&[u8]>,
+    extra: &[(&str, &str)],
+) {
     write_status_code_line(out, code);
+    write_headers(out, extra);
     out.extend_from_slice(b"Content-Type: ");
     out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -357,6 +393,17 @@ pub fn write_server_head(
 ///
 /// The body is `"{reason}: {detail}\n"`, or `"{reason}\n"` when `detail` is empty.
 pub fn write_error_response(out: &mut Vec<u8>, code: u16, detail: &str, date: &[u8]) {
+    write_error_response_with(out, code, detail, date, &[]);
+}
+
+/// [`write_error_response`] with `extra` headers (e.g. `426` with `Sec-WebSocket-Version`).
+pub fn write_error_response_with(
+    out: &mut Vec<u8>,
+    code: u16,
+    detail: &str,
+    date: &[u8],
+    extra: &[(&str, &str)],
+) {
     let phrase = reason(code);
     let body_len = phrase.len()
         + if detail.is_empty() {
@@ -364,13 +411,14 @@ pub fn write_error_response(out: &mut Vec<u8>, code: u16, detail: &str, date: &[
         } else {
             2 + detail.len() + 1
         };
-    write_server_head(
+    write_server_head_with(
         out,
         code,
         "text/plain; charset=utf-8",
         body_len,
         false,
         Some(date),
+        extra,
     );
     out.extend_from_slice(phrase.as_bytes());
     if !detail.is_empty() {

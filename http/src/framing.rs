@@ -110,6 +110,16 @@ impl Framer {
         take
     }
 
+    /// Hands the connection to another protocol after the current request (`101 Switching
+    /// Protocols`): returns the bytes received after it, not consumed, and takes nothing more.
+    pub fn switch_protocols(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.start);
+        self.buf.clear();
+        self.start = 0;
+        self.phase = Phase::Closed;
+        rest
+    }
+
     /// Bytes received and not consumed yet.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
@@ -278,6 +288,20 @@ mod tests {
                 Err(e) => return (seen, Some(e)),
             }
         }
+    }
+
+    #[test]
+    fn switching_protocols_hands_over_what_followed_the_request() {
+        let mut framer = Framer::new(Limits::default(), 4096);
+        framer.feed(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n\r\n\x81\x85");
+        let mut body = Vec::new();
+        assert_eq!(framer.poll(&mut body), Ok(Event::Head));
+        assert!(matches!(framer.poll(&mut body), Ok(Event::End { .. })));
+        assert_eq!(framer.switch_protocols(), b"\x81\x85");
+        // Nothing more is HTTP: later bytes are not taken.
+        framer.feed(b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(framer.buffered(), 0);
+        assert_eq!(framer.poll(&mut body), Ok(Event::Closed));
     }
 
     #[test]

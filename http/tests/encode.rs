@@ -3,9 +3,10 @@
 
 use evserver_http::encode::{
     finish_head, parse_status, response_has_body, valid_header_name, valid_header_value,
-    write_app_header, write_chunk, write_chunk_size, write_error_response, write_interim,
-    write_server_head, write_status_line, BodySize, Exchange, Framing, HeadEnd, HeadError,
-    CHUNK_END, LAST_CHUNK,
+    write_app_header, write_chunk, write_chunk_size, write_error_response,
+    write_error_response_with, write_interim, write_server_head, write_status_line,
+    write_switching_protocols, BodySize, Exchange, Framing, HeadEnd, HeadError, CHUNK_END,
+    LAST_CHUNK,
 };
 use evserver_http::Version;
 
@@ -344,4 +345,40 @@ fn server_heads_name_their_type_length_and_caching() {
         b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\
           Cache-Control: no-store\r\nConnection: close\r\nServer: evserver\r\n\r\n"
     );
+}
+
+#[test]
+fn switching_protocols_carries_the_upgrade_headers_and_no_body_framing() {
+    let mut out = Vec::new();
+    write_switching_protocols(
+        &mut out,
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        ],
+        DATE,
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+         Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: evserver\r\n\r\n"
+    );
+}
+
+#[test]
+fn an_error_response_may_carry_extra_headers() {
+    let mut out = Vec::new();
+    write_error_response_with(
+        &mut out,
+        426,
+        "this server speaks WebSocket version 13",
+        DATE,
+        &[("Sec-WebSocket-Version", "13")],
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"));
+    assert!(text.contains("Connection: close\r\n"));
+    assert!(text.ends_with("\r\n\r\nUpgrade Required: this server speaks WebSocket version 13\n"));
 }

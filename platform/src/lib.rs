@@ -30,6 +30,7 @@ use std::time::Duration;
 
 mod connect;
 mod gather;
+pub mod notify;
 pub mod process;
 pub mod signals;
 pub mod sys;

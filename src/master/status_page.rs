@@ -19,6 +19,7 @@ pub struct WorkerStatus {
     pub threads: u64,
     pub threads_busy: u64,
     pub queued: u64,
+    pub websockets: u64,
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
     pub heartbeat_age_ms: u64,
@@ -57,6 +58,7 @@ impl<B: WorkerBody> Master<'_, B> {
                     threads: cell.threads.load(Relaxed),
                     threads_busy: cell.threads_busy.load(Relaxed),
                     queued: cell.queued.load(Relaxed),
+                    websockets: cell.websockets.load(Relaxed),
                     cpu_seconds: cell.cpu_micros.load(Relaxed) as f64 / 1e6,
                     rss_bytes: cell.rss_bytes.load(Relaxed),
                     heartbeat_age_ms: now.saturating_sub(cell.heartbeat_ms.load(Relaxed)),
@@ -101,7 +103,7 @@ pub fn render_json(s: &Snapshot) -> String {
             format!(
                 "{{\"worker\": {}, \"pid\": {}, \"state\": {}, \"backend\": {}, \
                  \"connections\": {}, \"requests\": {}, \"parked\": {}, \
-                 \"threads\": {}, \"threads_busy\": {}, \"queued\": {}, \
+                 \"threads\": {}, \"threads_busy\": {}, \"queued\": {}, \"websockets\": {}, \
                  \"cpu_seconds\": {:.3}, \"rss_bytes\": {}, \"heartbeat_age_ms\": {}}}",
                 w.slot,
                 w.pid,
@@ -113,6 +115,7 @@ pub fn render_json(s: &Snapshot) -> String {
                 w.threads,
                 w.threads_busy,
                 w.queued,
+                w.websockets,
                 w.cpu_seconds,
                 w.rss_bytes,
                 w.heartbeat_age_ms
@@ -182,6 +185,12 @@ pub fn render_metrics(s: &Snapshot) -> String {
         &|w| w.queued.to_string(),
     );
     family(
+        "evserver_websockets",
+        "gauge",
+        "Open WebSocket conversations.",
+        &|w| w.websockets.to_string(),
+    );
+    family(
         "evserver_cpu_seconds_total",
         "counter",
         "CPU time used by the worker.",
@@ -223,7 +232,7 @@ pub fn render_html(s: &Snapshot) -> String {
         let _ = write!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{:.2} s</td><td>{:.1} MiB</td><td>{} ms</td></tr>",
+             <td>{}</td><td>{}</td><td>{:.2} s</td><td>{:.1} MiB</td><td>{} ms</td></tr>",
             w.slot,
             w.pid,
             w.state,
@@ -231,6 +240,7 @@ pub fn render_html(s: &Snapshot) -> String {
             w.connections,
             w.requests,
             w.parked,
+            w.websockets,
             if w.threads == 0 {
                 "inline".to_string()
             } else {
@@ -253,7 +263,7 @@ pub fn render_html(s: &Snapshot) -> String {
          <h1>evserver status</h1><p>master pid {}, up {:.0} s, listening on {}, {} workers \
          wanted, {} restarts. <a href=\"/status.json\">JSON</a> · <a href=\"/metrics\">metrics</a></p>\
          <table><tr><th>worker</th><th>pid</th><th>state</th><th>backend</th><th>connections</th>\
-         <th>requests</th><th>parked</th><th>threads</th><th>CPU</th><th>memory</th><th>heartbeat</th></tr>{}</table>\
+         <th>requests</th><th>parked</th><th>WebSockets</th><th>threads</th><th>CPU</th><th>memory</th><th>heartbeat</th></tr>{}</table>\
          </body></html>\n",
         s.master_pid,
         s.uptime_seconds,
@@ -286,6 +296,7 @@ pub(super) mod tests {
                 threads: 4,
                 threads_busy: 1,
                 queued: 0,
+                websockets: 0,
                 cpu_seconds: 0.25,
                 rss_bytes: 1 << 20,
                 heartbeat_age_ms: 5,

@@ -52,6 +52,9 @@ impl Worker {
             }
             return;
         }
+        if let Some(ws) = conn.ws.take() {
+            ws.connection_lost();
+        }
         self.cancel_wait(slot, conn);
         let state = std::mem::replace(&mut conn.state, State::Closed);
         if let State::App(mut running) = state {

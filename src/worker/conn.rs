@@ -6,6 +6,7 @@ use super::accesslog::Ending;
 use super::body::BodySink;
 use super::fdwait::InFlight;
 use super::outq::{Keep, OutQueue};
+use super::websocket::WsConn;
 use crate::wsgi::peer::PeerStrings;
 use crate::wsgi::response::Response;
 use evserver_http::Framer;
@@ -70,6 +71,8 @@ pub struct Conn {
     /// The client asked for the connection to close after a request that was read whole:
     /// once the response is out it can be closed at once, without lingering.
     pub client_asked_close: bool,
+    /// The WebSocket the connection switched to, while its conversation runs.
+    pub ws: Option<Box<WsConn>>,
 }
 
 /// Unconsumed input beyond which a connection stops reading while a response runs.
@@ -101,6 +104,7 @@ impl Conn {
             peer: None,
             peer_strings: None,
             client_asked_close: false,
+            ws: None,
         }
     }
 

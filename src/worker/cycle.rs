@@ -27,7 +27,10 @@ impl Worker {
         if let Some(id) = c.buffer {
             let keep = c.result > 0
                 && !matches!(conn.state, State::Lingering | State::Closed | State::Done);
-            if keep {
+            if let (true, Some(ws)) = (keep, conn.ws.as_mut()) {
+                ws.receive(self.driver.buffer(id, c.result as usize), &self.log);
+                self.ws_flush(slot, conn);
+            } else if keep {
                 self.receive(conn, id, c.result as usize);
             }
             // Every buffer the kernel hands over goes back, whatever the result.
@@ -148,6 +151,9 @@ impl Worker {
     /// Builds the request of the framer's current head and body, calls the application and
     /// drives its response.
     fn dispatch(&mut self, slot: u32, conn: &mut Conn) {
+        let Ok(websocket) = self.ws_upgrade(slot, conn) else {
+            return;
+        };
         let framing = conn.framer.head().0.body;
         let has_body = !matches!(framing, Some(BodyFraming::None) | None);
         let body = if has_body {
@@ -176,7 +182,7 @@ impl Worker {
             })
         });
         if self.threaded() {
-            self.start_on_pool(slot, conn, body, access);
+            self.start_on_pool(slot, conn, body, access, websocket);
             return;
         }
         let request = Request {
@@ -187,6 +193,7 @@ impl Worker {
             peer,
             peer_strings: &mut conn.peer_strings,
             keep_alive: head.keep_alive && !conn.eof && self.draining.is_none(),
+            websocket,
         };
         let out = &mut conn.out;
         let started = match self.with_ctx(|py, app, ctx| app.start(py, request, ctx, out)) {

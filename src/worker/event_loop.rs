@@ -11,6 +11,7 @@ use super::Settings;
 use crate::listen::Endpoint;
 use crate::log::Log;
 use crate::scoreboard::{CellRef, BACKEND_IO_URING, BACKEND_POLL};
+use crate::websocket::hub::{ConnId, Hub};
 use crate::wsgi::app::App;
 use crate::wsgi::fdevent::Waits;
 use crate::wsgi::response::Ctx;
@@ -19,6 +20,7 @@ use evserver_http::DateCache;
 use evserver_platform::{Completion, Driver, Interest};
 use pyo3::prelude::*;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often timeouts are checked.
@@ -67,6 +69,10 @@ pub struct Worker {
     pub(super) scoreboard: Option<CellRef>,
     /// The master's pid: a worker whose parent changed lost its master and stops.
     pub(super) master_pid: Option<i32>,
+    /// The worker's WebSockets mark themselves here when they have frames to send.
+    pub(super) ws_hub: Arc<Hub>,
+    /// The marked connections, taken on the hub's wake-up (reused).
+    pub(super) ws_dirty: Vec<ConnId>,
 }
 
 /// Lets a worker cross into `Python::detach`, which wants its closure `Send` so that no
@@ -134,6 +140,7 @@ impl Worker {
                 waits: Waits::of_this_thread(),
             }
         };
+        let ws_hub = Arc::new(Hub::new()?);
         let now = Instant::now();
         Ok(Worker {
             driver,
@@ -162,6 +169,8 @@ impl Worker {
             requests_served: 0,
             scoreboard: None,
             master_pid: None,
+            ws_hub,
+            ws_dirty: Vec::new(),
         })
     }
 
@@ -221,6 +230,7 @@ impl Worker {
             self.driver
                 .poll_fd(fd, Interest::Readable, None, Op::Pool.token(0, 0));
         }
+        self.arm_ws_wake();
         let inline = matches!(self.mode, Mode::Inline { .. });
         let mut result = Ok(());
         while !self.stop {
@@ -307,6 +317,7 @@ impl Worker {
             Some(Op::Accept) => return self.on_accept(c),
             Some(Op::Signal) => return self.on_signal_pipe(c),
             Some(Op::Pool) => return self.on_pool_wake(c),
+            Some(Op::WsWake) => return self.on_ws_wake(c),
             Some(op) => op,
             None => return,
         };
@@ -328,7 +339,7 @@ impl Worker {
             Op::Send => self.on_send(slot, &mut conn, c),
             Op::Writable => self.on_writable(slot, &mut conn, c),
             Op::Wait(index) => self.on_wait(slot, &mut conn, index, c.result),
-            Op::Accept | Op::Signal | Op::Pool => {}
+            Op::Accept | Op::Signal | Op::Pool | Op::WsWake => {}
         }
         self.put_conn(slot, conn);
     }

@@ -9,6 +9,7 @@ use super::op::Op;
 use super::outq::OutQueue;
 use super::pool::job::{Handed, Job, Resume, Returned, Start, Task};
 use super::Worker;
+use crate::websocket::py::WebSocketRequest;
 use crate::wsgi::input::Body;
 use evserver_platform::{Completion, Interest};
 
@@ -26,6 +27,7 @@ impl Worker {
         conn: &mut Conn,
         body: Option<(Body, u64)>,
         access: Option<Box<Record>>,
+        websocket: Option<WebSocketRequest>,
     ) {
         let Mode::Pool(pool) = &self.mode else {
             return;
@@ -41,6 +43,7 @@ impl Worker {
             peer_strings: conn.peer_strings.take(),
             keep_alive: head.keep_alive && !conn.eof && self.draining.is_none(),
             access,
+            websocket,
         };
         conn.state = State::OnThread { close: None };
         pool.submit(Job {
@@ -139,6 +142,7 @@ impl Worker {
             self.put_conn(slot, conn);
             return;
         }
+        self.ws_after_step(slot, &mut conn);
         match r.handed {
             Handed::Send => {
                 conn.awaiting_sent = true;

@@ -35,6 +35,7 @@ mod respond;
 mod send;
 mod slots;
 mod sweep;
+mod websocket;
 
 pub use event_loop::Worker;
 
@@ -62,4 +63,5 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     /// The access log's line (used when the access log is on).
     pub access_format: Format,
+    pub websocket: crate::websocket::WsSettings,
 }

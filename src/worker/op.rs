@@ -19,6 +19,8 @@ pub enum Op {
     Signal,
     /// The thread pool's wake-up pipe became readable: jobs came back.
     Pool,
+    /// The WebSocket hub's wake fd became readable: some WebSocket has frames to send.
+    WsWake,
     /// The poll of the fd with this index in a parked request's fdevent wait.
     Wait(u8),
 }
@@ -29,6 +31,7 @@ const SEND: u8 = 3;
 const WRITABLE: u8 = 5;
 const SIGNAL: u8 = 6;
 const POOL: u8 = 7;
+const WS_WAKE: u8 = 8;
 /// `Wait(i)` is `FIRST_WAIT + i`.
 const FIRST_WAIT: u8 = 0x40;
 
@@ -44,6 +47,7 @@ impl Op {
             Op::Writable => WRITABLE,
             Op::Signal => SIGNAL,
             Op::Pool => POOL,
+            Op::WsWake => WS_WAKE,
             Op::Wait(index) => FIRST_WAIT + index,
         }
     }
@@ -57,6 +61,7 @@ impl Op {
             WRITABLE => Op::Writable,
             SIGNAL => Op::Signal,
             POOL => Op::Pool,
+            WS_WAKE => Op::WsWake,
             c if (FIRST_WAIT..FIRST_WAIT + MAX_WAIT_FDS as u8).contains(&c) => {
                 Op::Wait(c - FIRST_WAIT)
             }
@@ -94,6 +99,7 @@ mod tests {
             Op::Writable,
             Op::Signal,
             Op::Pool,
+            Op::WsWake,
         ];
         ops.extend((0..MAX_WAIT_FDS).map(Op::wait));
         for op in ops {
@@ -108,7 +114,7 @@ mod tests {
         for code in [
             0u8,
             4,
-            8,
+            9,
             FIRST_WAIT - 1,
             FIRST_WAIT + MAX_WAIT_FDS as u8,
             0xFF,

@@ -39,6 +39,7 @@ impl Worker {
     }
 
     pub(super) fn on_step(&mut self, slot: u32, conn: &mut Conn, step: Step) {
+        self.ws_after_step(slot, conn);
         match step {
             // Submitted with every other connection's at the end of the loop's turn; the
             // send's completion drives the response on.
@@ -95,6 +96,8 @@ impl Worker {
     /// and stops the worker after `--max-requests`.
     pub(super) fn after_response(&mut self, conn: &mut Conn, keep_alive: bool) {
         conn.state = State::Reading;
+        // A WebSocket conversation ended: its close frame is queued, what follows is dropped.
+        conn.ws = None;
         conn.awaiting_sent = false;
         if !keep_alive || conn.eof {
             // The body was read whole before the application ran.

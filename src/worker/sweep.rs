@@ -60,6 +60,8 @@ impl Worker {
         cell.heartbeat_ms
             .store(process::monotonic_millis(), Relaxed);
         let parked = self.slots.conns().filter(|c| c.is_parked()).count();
+        let websockets = self.slots.conns().filter(|c| c.ws.is_some()).count();
+        cell.websockets.store(websockets as u64, Relaxed);
         cell.connections
             .store(self.open_connections as u64, Relaxed);
         cell.parked.store(parked as u64, Relaxed);

@@ -3,12 +3,12 @@
 //! response is over. Each thread that runs application code owns one `App`.
 
 use super::environ::{EnvironBuilder, RequestParts};
-use super::fdevent::TimeoutFlag;
 use super::input::{Body, Input};
 use super::output::Output;
 use super::peer::{PeerCache, PeerStrings};
-use super::recycle::Recycler;
+use super::recycle::{Recycler, RequestObjects};
 use super::response::{Ctx, Response, Step};
+use crate::websocket::py::WebSocketRequest;
 use evserver_http::encode::Exchange;
 use evserver_http::{Head, Version};
 use pyo3::prelude::*;
@@ -30,6 +30,8 @@ pub struct Request<'a> {
     /// Whether the connection may stay open after this request (the client's wish, unless
     /// the server stops).
     pub keep_alive: bool,
+    /// A valid WebSocket upgrade request: `environ['evserver.websocket']`.
+    pub websocket: Option<WebSocketRequest>,
 }
 
 /// A response that started: the application was called.
@@ -80,9 +82,9 @@ impl App {
             is_head: head.method.of(request.head_bytes) == b"HEAD",
             keep_alive: request.keep_alive,
         };
-        let objects = self.recycler.objects(py).map_err(PrepareError)?;
+        let mut objects = self.recycler.objects(py).map_err(PrepareError)?;
         let environ = self
-            .build_environ(py, request, &objects.timeout_flag)
+            .build_environ(py, request, &mut objects)
             .map_err(PrepareError)?;
         let (response, step) = Response::start(
             py,
@@ -104,8 +106,9 @@ impl App {
         &mut self,
         py: Python<'py>,
         request: Request<'_>,
-        timeout_flag: &Py<TimeoutFlag>,
+        objects: &mut RequestObjects,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let timeout_flag = &objects.timeout_flag;
         let (input, body_length) = match request.body {
             Some((body, length)) => (Py::new(py, Input::new(body))?, Some(length)),
             None => (self.empty_input.clone_ref(py), None),
@@ -115,6 +118,11 @@ impl App {
         environ.set_item(pyo3::intern!(py, "wsgi.input"), input)?;
         environ.set_item(pyo3::intern!(py, "x-wsgiorg.fdevent.timeout"), timeout_flag)?;
         environ.set_item(pyo3::intern!(py, "x-evserver.fdevent.ready"), timeout_flag)?;
+        if let Some(websocket) = request.websocket {
+            let websocket = Py::new(py, websocket)?;
+            environ.set_item(pyo3::intern!(py, "evserver.websocket"), &websocket)?;
+            objects.websocket = Some(websocket);
+        }
         self.environ.fill(
             &environ,
             &RequestParts {

@@ -18,3 +18,4 @@ pub mod recycle;
 pub mod response;
 pub mod start_response;
 pub mod template;
+pub mod upgrade;

@@ -3,6 +3,7 @@
 
 use super::fdevent::TimeoutFlag;
 use super::start_response::{StartResponse, Starter};
+use crate::websocket::py::WebSocketRequest;
 use pyo3::prelude::*;
 
 /// Most spare objects of each kind kept.
@@ -19,6 +20,8 @@ pub struct RequestObjects {
     pub start_response: Starter,
     /// `x-wsgiorg.fdevent.timeout`.
     pub timeout_flag: Py<TimeoutFlag>,
+    /// `evserver.websocket`, on an upgrade request (never reused).
+    pub websocket: Option<Py<WebSocketRequest>>,
 }
 
 /// Spare per-request objects, reset and ready.
@@ -42,6 +45,7 @@ impl Recycler {
         Ok(RequestObjects {
             start_response,
             timeout_flag,
+            websocket: None,
         })
     }
 
@@ -52,6 +56,7 @@ impl Recycler {
         let RequestObjects {
             start_response,
             timeout_flag,
+            ..
         } = objects;
         // The object is referenced by us and by its bound method, which only we reference.
         if refcount(py, &start_response.callable) == 1

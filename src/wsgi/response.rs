@@ -9,11 +9,14 @@ use super::head::write_app_head;
 use super::output::Output;
 use super::recycle::RequestObjects;
 use super::start_response::Starter;
+use super::upgrade::{yielded_on_websocket, Upgraded};
 use crate::log::Log;
+use crate::websocket::py::WebSocketRequest;
 use evserver_http::encode::{
     finish_head, write_chunk, write_chunk_size, write_error_response, BodySize, Exchange, Framing,
     CHUNK_END, LAST_CHUNK,
 };
+use evserver_ws::CloseCode;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -74,12 +77,12 @@ pub struct Ctx<'a> {
 pub struct Response {
     result: Option<Py<PyAny>>,
     source: Source,
-    start_response: Starter,
+    pub(super) start_response: Starter,
     /// The request's `x-wsgiorg.fdevent.timeout`, set on every resume.
     pub timeout_flag: Py<TimeoutFlag>,
-    exchange: Exchange,
+    pub(super) exchange: Exchange,
     known_length: Option<u64>,
-    framing: Option<Framing>,
+    pub(super) framing: Option<Framing>,
     body_sent: u64,
     pub status: u16,
     /// Body bytes beyond the application's Content-Length were dropped.
@@ -87,6 +90,10 @@ pub struct Response {
     /// The application recorded an fdevent wait it never yielded; it was dropped (the worker
     /// logs a warning naming the request).
     pub stale_wait: bool,
+    /// `evserver.websocket`, on an upgrade request.
+    pub(super) websocket: Option<Py<WebSocketRequest>>,
+    /// The application accepted the WebSocket: the `101` is out (see `upgrade.rs`).
+    pub(super) upgraded: Option<Upgraded>,
 }
 
 fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
@@ -117,6 +124,8 @@ impl Response {
             status: 0,
             overrun: false,
             stale_wait: false,
+            websocket: objects.websocket,
+            upgraded: None,
         };
         let called = ctx
             .waits
@@ -127,6 +136,9 @@ impl Response {
                 response.result = Some(result.unbind());
                 if let Err(err) = prepared {
                     let step = response.fail(py, ctx, out, "the application's response", err);
+                    return (response, Some(step));
+                }
+                if let Err(step) = response.check_accepted(py, ctx, out) {
                     return (response, Some(step));
                 }
                 (response, None)
@@ -198,6 +210,7 @@ impl Response {
         RequestObjects {
             start_response,
             timeout_flag,
+            websocket: None,
         }
     }
 
@@ -266,6 +279,9 @@ impl Response {
                 }
                 Source::Exhausted => None,
             };
+            if let Err(step) = self.check_accepted(py, ctx, out) {
+                return step;
+            }
             if let Err(step) = self.flush_written(py, ctx, out) {
                 return step;
             }
@@ -293,6 +309,15 @@ impl Response {
                 }
             };
             let sent = !bytes.as_bytes().is_empty();
+            if sent && self.framing == Some(Framing::Upgraded) {
+                return self.fail(
+                    py,
+                    ctx,
+                    out,
+                    "the WebSocket application",
+                    yielded_on_websocket(),
+                );
+            }
             if sent {
                 if let Err(step) = self.ensure_head(py, ctx, out) {
                     return step;
@@ -347,7 +372,7 @@ impl Response {
         let framing = self.framing.unwrap_or(Framing::NoBody);
         let data = bytes.as_bytes();
         let data = match framing {
-            Framing::NoBody => return,
+            Framing::NoBody | Framing::Upgraded => return,
             Framing::Length { declared } => {
                 let room = declared.saturating_sub(self.body_sent);
                 if (data.len() as u64) > room {
@@ -467,6 +492,7 @@ impl Response {
                 self.exchange.keep_alive = false;
             }
             Some(Framing::UntilClose) => self.exchange.keep_alive = false,
+            Some(Framing::Upgraded) => self.close_websocket(CloseCode::Normal, "", out),
             _ => {}
         }
         if self.overrun {
@@ -482,7 +508,7 @@ impl Response {
 
     /// Handles an exception from the application: a 500 before the head went out, an
     /// aborted connection after.
-    fn fail(
+    pub(super) fn fail(
         &mut self,
         py: Python<'_>,
         ctx: &mut Ctx<'_>,
@@ -492,6 +518,9 @@ impl Response {
     ) -> Step {
         if is_fatal(py, &err) {
             *ctx.stop_requested = true;
+        }
+        if self.framing == Some(Framing::Upgraded) {
+            return self.fail_websocket(py, ctx, out, place, err);
         }
         ctx.log.exception(&format!("Error in {place}"), &err);
         self.source = Source::Exhausted;
@@ -543,6 +572,10 @@ impl Response {
                 Step::Done { keep_alive: false }
             }
             Some(Framing::Length { declared }) if self.body_sent < declared => Step::Abort,
+            Some(Framing::Upgraded) => {
+                self.close_websocket(CloseCode::GoingAway, "the server is stopping", out);
+                Step::Done { keep_alive: false }
+            }
             Some(_) => Step::Done { keep_alive: false },
         }
     }

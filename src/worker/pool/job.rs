@@ -5,6 +5,7 @@ use super::super::accesslog::Ending;
 use super::super::accesslog::Record;
 use super::super::conn::Running;
 use super::super::outq::{Keep, OutQueue};
+use crate::websocket::py::WebSocketRequest;
 use crate::wsgi::fdevent::PendingWait;
 use crate::wsgi::input::Body;
 use crate::wsgi::peer::PeerStrings;
@@ -24,6 +25,8 @@ pub struct Start {
     pub keep_alive: bool,
     /// The access log's record of the request, when the access log is on.
     pub access: Option<Box<Record>>,
+    /// A valid WebSocket upgrade request.
+    pub websocket: Option<WebSocketRequest>,
 }
 
 /// What a pool thread does for the job.

@@ -99,6 +99,7 @@ impl ThreadState {
                     peer_strings: strings,
                     keep_alive,
                     access,
+                    websocket,
                 } = *start;
                 peer_strings = strings;
                 let request = Request {
@@ -109,6 +110,7 @@ impl ThreadState {
                     peer,
                     peer_strings: &mut peer_strings,
                     keep_alive,
+                    websocket,
                 };
                 match app.start(py, request, &mut ctx, &mut out) {
                     Ok(started) => {

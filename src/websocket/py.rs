@@ -1,0 +1,221 @@
+//! The Python objects: `environ['evserver.websocket']` (an upgrade request the application may
+//! accept) and the WebSocket `accept()` returns.
+
+use super::hub::{ConnId, Hub};
+use super::shared::{Closed, Message, SendError, WsShared};
+use super::WsSettings;
+use evserver_http::encode::{valid_header_name, valid_header_value};
+use evserver_ws::{CloseCode, DeflateConfig, Upgrade};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+use std::sync::{Arc, Mutex};
+
+/// What `accept()` decided, for the response driver (the `101` head) and the loop (the
+/// reader's settings).
+pub struct Accepted {
+    pub shared: Arc<WsShared>,
+    pub headers: Vec<(String, String)>,
+    pub deflate: Option<DeflateConfig>,
+    pub max_message: usize,
+}
+
+enum Offer {
+    Open,
+    Accepted(Accepted),
+    /// The driver wrote the `101`.
+    Taken,
+}
+
+/// `environ['evserver.websocket']`, present only on a valid upgrade request.
+#[pyclass(module = "evserver", name = "WebSocketRequest", frozen)]
+pub struct WebSocketRequest {
+    upgrade: Upgrade,
+    hub: Arc<Hub>,
+    id: ConnId,
+    settings: WsSettings,
+    /// Written by `accept` (on the thread running the application), taken by the driver on
+    /// that same thread right after the application's step: the mutex only makes the frozen
+    /// object `Sync`, it is never contended.
+    offer: Mutex<Offer>,
+}
+
+impl WebSocketRequest {
+    pub fn new(upgrade: Upgrade, hub: Arc<Hub>, id: ConnId, settings: WsSettings) -> Self {
+        WebSocketRequest {
+            upgrade,
+            hub,
+            id,
+            settings,
+            offer: Mutex::new(Offer::Open),
+        }
+    }
+
+    /// What `accept()` decided, once: the driver writes the `101` from it.
+    pub fn take_accepted(&self) -> Option<Accepted> {
+        let mut offer = self.offer.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *offer, Offer::Taken) {
+            Offer::Accepted(a) => Some(a),
+            other => {
+                *offer = other;
+                None
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl WebSocketRequest {
+    /// The subprotocols the client offered, in its order.
+    #[getter]
+    fn protocols(&self) -> Vec<String> {
+        self.upgrade.protocols.clone()
+    }
+
+    /// Accepts the upgrade: the server answers `101 Switching Protocols` (with `subprotocol`,
+    /// which must be one the client offered, and the extra `headers`) and the returned
+    /// WebSocket is open.
+    #[pyo3(signature = (subprotocol = None, headers = Vec::new()))]
+    fn accept(
+        &self,
+        subprotocol: Option<String>,
+        headers: Vec<(String, String)>,
+    ) -> PyResult<WebSocket> {
+        if let Some(p) = &subprotocol {
+            if !self.upgrade.protocols.contains(p) {
+                return Err(PyValueError::new_err(format!(
+                    "the client did not offer the subprotocol {p:?} (it offered {:?})",
+                    self.upgrade.protocols
+                )));
+            }
+        }
+        for (name, value) in &headers {
+            if !valid_header_name(name.as_bytes()) || !valid_header_value(value.as_bytes()) {
+                return Err(PyValueError::new_err(format!(
+                    "invalid header for the 101 response: {name:?}: {value:?}"
+                )));
+            }
+        }
+        let mut offer = self.offer.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*offer, Offer::Open) {
+            return Err(PyRuntimeError::new_err(
+                "this WebSocket was accepted already",
+            ));
+        }
+        let deflate = self.upgrade.deflate.as_ref().map(|(config, _)| *config);
+        let shared = Arc::new(WsShared::new(self.hub.clone(), self.id, deflate.as_ref())?);
+        let mut all: Vec<(String, String)> = self
+            .upgrade
+            .response_headers(subprotocol.as_deref())
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v))
+            .collect();
+        all.extend(headers);
+        *offer = Offer::Accepted(Accepted {
+            shared: shared.clone(),
+            headers: all,
+            deflate,
+            max_message: self.settings.max_message,
+        });
+        Ok(WebSocket {
+            shared,
+            subprotocol,
+        })
+    }
+}
+
+/// An open WebSocket.
+#[pyclass(module = "evserver", name = "WebSocket", frozen)]
+pub struct WebSocket {
+    shared: Arc<WsShared>,
+    subprotocol: Option<String>,
+}
+
+/// `evserver.websocket.ConnectionClosed(code, reason)`.
+fn connection_closed(py: Python<'_>, closed: Closed) -> PyErr {
+    let made = py
+        .import("evserver.websocket")
+        .and_then(|m| m.getattr("ConnectionClosed"))
+        .and_then(|cls| cls.call1((closed.code, closed.reason)));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
+#[pymethods]
+impl WebSocket {
+    /// The next whole message (`str` for text, `bytes` for binary), or `None` if none is
+    /// waiting; raises `ConnectionClosed` once the peer closed and every message before the
+    /// close was taken.
+    fn receive(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.shared.receive() {
+            Ok(Some(Message::Text(t))) => Ok(Some(PyString::new(py, &t).into_any().unbind())),
+            Ok(Some(Message::Binary(b))) => Ok(Some(PyBytes::new(py, &b).into_any().unbind())),
+            Ok(None) => Ok(None),
+            Err(closed) => Err(connection_closed(py, closed)),
+        }
+    }
+
+    /// Queues a message: text for `str`, binary for bytes-like data. Never waits; any thread
+    /// of the worker may call it.
+    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let sent = if let Ok(text) = data.cast::<PyString>() {
+            self.shared.send(true, text.to_str()?.as_bytes())
+        } else if let Ok(bytes) = data.cast::<PyBytes>() {
+            self.shared.send(false, bytes.as_bytes())
+        } else if let Ok(buffer) = data.extract::<Vec<u8>>() {
+            self.shared.send(false, &buffer)
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "send() takes str or bytes, not {}",
+                data.get_type().name()?
+            )));
+        };
+        sent.map_err(|SendError(closed)| connection_closed(py, closed))
+    }
+
+    /// Sends a ping (the server answers the client's pings itself).
+    #[pyo3(signature = (data = Vec::new()))]
+    fn ping(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<()> {
+        if data.len() > 125 {
+            return Err(PyValueError::new_err("a ping carries at most 125 bytes"));
+        }
+        self.shared
+            .ping(&data)
+            .map_err(|SendError(closed)| connection_closed(py, closed))
+    }
+
+    /// Starts the closing handshake with `code` and `reason`.
+    #[pyo3(signature = (code = 1000, reason = String::new()))]
+    fn close(&self, code: u16, reason: String) -> PyResult<()> {
+        if !(code == 1000
+            || (3000..=4999).contains(&code)
+            || evserver_ws::close::valid_on_the_wire(code))
+        {
+            return Err(PyValueError::new_err(format!(
+                "{code} is not a close code one may send"
+            )));
+        }
+        self.shared.close(CloseCode::Other(code), &reason);
+        Ok(())
+    }
+
+    /// The fd to wait on (`x-wsgiorg.fdevent.readable`): readable while a message or the close
+    /// waits.
+    fn fileno(&self) -> i32 {
+        self.shared.inbox_fd()
+    }
+
+    /// Whether the conversation is closing or closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// The subprotocol accepted, if any.
+    #[getter]
+    fn subprotocol(&self) -> Option<String> {
+        self.subprotocol.clone()
+    }
+}

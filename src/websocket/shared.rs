@@ -1,0 +1,214 @@
+//! One accepted WebSocket's state between the application (any thread) and the loop: the
+//! inbox of received messages with its readiness flag, the outbox of encoded frames, and how
+//! the conversation is closing.
+
+use super::hub::{ConnId, Hub};
+use evserver_platform::notify::Notifier;
+use evserver_ws::frame::OpCode;
+use evserver_ws::{CloseCode, DeflateConfig, Writer};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A received data message.
+pub enum Message {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// How the connection ended, as the application sees it.
+#[derive(Clone, Debug)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+struct Inner {
+    inbox: VecDeque<Message>,
+    /// The peer closed, the connection failed or went away: `receive` raises once the inbox
+    /// is empty, `send` at once.
+    closed: Option<Closed>,
+    /// The server's close frame is in the outbox (or sent): nothing may follow it.
+    close_queued: bool,
+    writer: Writer,
+    outbox: Vec<u8>,
+    /// The connection is on the hub's list already.
+    marked: bool,
+}
+
+/// Owned by the application's `WebSocket` object and by the loop's connection (an `Arc` in
+/// each); see the module's contract for who does what.
+pub struct WsShared {
+    inner: Mutex<Inner>,
+    /// Readable while a message or the close waits in the inbox.
+    inbox_flag: Notifier,
+    hub: Arc<Hub>,
+    id: ConnId,
+}
+
+/// Why a frame could not be queued.
+pub struct SendError(pub Closed);
+
+impl WsShared {
+    pub fn new(
+        hub: Arc<Hub>,
+        id: ConnId,
+        deflate: Option<&DeflateConfig>,
+    ) -> std::io::Result<WsShared> {
+        Ok(WsShared {
+            inner: Mutex::new(Inner {
+                inbox: VecDeque::new(),
+                closed: None,
+                close_queued: false,
+                writer: Writer::new(deflate),
+                outbox: Vec::new(),
+                marked: false,
+            }),
+            inbox_flag: Notifier::new()?,
+            hub,
+            id,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while the lock was held left plain data behind: keep going with it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fd the application waits on.
+    pub fn inbox_fd(&self) -> std::os::fd::RawFd {
+        self.inbox_flag.fd()
+    }
+
+    /// Encodes with `f` into the outbox and marks the connection on the hub.
+    fn queue(&self, inner: &mut Inner, f: impl FnOnce(&mut Writer, &mut Vec<u8>)) {
+        let Inner { writer, outbox, .. } = inner;
+        f(writer, outbox);
+        if !inner.marked {
+            inner.marked = true;
+            self.hub.mark(self.id);
+        }
+    }
+
+    // --- the application's side -------------------------------------------------------
+
+    /// Queues a text or binary message.
+    pub fn send(&self, text: bool, data: &[u8]) -> Result<(), SendError> {
+        let mut inner = self.lock();
+        if let Some(closed) = &inner.closed {
+            return Err(SendError(closed.clone()));
+        }
+        if inner.close_queued {
+            return Err(SendError(Closed {
+                code: 1000,
+                reason: "the server closed this WebSocket".into(),
+            }));
+        }
+        self.queue(&mut inner, |w, out| w.message(out, text, data));
+        Ok(())
+    }
+
+    /// Queues a ping.
+    pub fn ping(&self, data: &[u8]) -> Result<(), SendError> {
+        let mut inner = self.lock();
+        if let Some(closed) = &inner.closed {
+            return Err(SendError(closed.clone()));
+        }
+        if !inner.close_queued {
+            self.queue(&mut inner, |w, out| w.control(out, OpCode::Ping, data));
+        }
+        Ok(())
+    }
+
+    /// Starts the closing handshake (once; later calls change nothing).
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        let mut inner = self.lock();
+        if !inner.close_queued && inner.closed.is_none() {
+            inner.close_queued = true;
+            self.queue(&mut inner, |w, out| w.close(out, code, reason));
+        }
+    }
+
+    /// The next message, `Ok(None)` if none waits, or how the connection closed once every
+    /// message before the close was taken.
+    pub fn receive(&self) -> Result<Option<Message>, Closed> {
+        let mut inner = self.lock();
+        let message = inner.inbox.pop_front();
+        if inner.inbox.is_empty() && inner.closed.is_none() {
+            self.inbox_flag.lower();
+        }
+        match (message, &inner.closed) {
+            (Some(m), _) => Ok(Some(m)),
+            (None, Some(closed)) => Err(closed.clone()),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether the conversation is over for sending: the peer closed, the connection failed,
+    /// or the server's close frame is queued.
+    pub fn is_closed(&self) -> bool {
+        let inner = self.lock();
+        inner.closed.is_some() || inner.close_queued
+    }
+
+    // --- the loop's side ---------------------------------------------------------------
+
+    /// A message arrived.
+    pub fn deliver(&self, message: Message) {
+        let mut inner = self.lock();
+        if inner.inbox.is_empty() {
+            self.inbox_flag.raise();
+        }
+        inner.inbox.push_back(message);
+    }
+
+    /// The peer closed (or the connection failed or broke): wakes the application. Returns
+    /// whether the server still has to answer with its own close frame.
+    pub fn closed_by_peer(&self, closed: Closed) -> bool {
+        let mut inner = self.lock();
+        if inner.closed.is_none() {
+            inner.closed = Some(closed);
+        }
+        self.inbox_flag.raise();
+        !inner.close_queued
+    }
+
+    /// Moves the outbox's frames to `out`, then a close frame unless one was queued already
+    /// (the conversation ended; its driver writes to the connection itself).
+    pub fn close_into(&self, code: CloseCode, reason: &str, out: &mut Vec<u8>) {
+        let mut inner = self.lock();
+        inner.marked = false;
+        out.append(&mut inner.outbox);
+        if !std::mem::replace(&mut inner.close_queued, true) {
+            inner.writer.close(out, code, reason);
+        }
+    }
+
+    /// Queues a close frame in the outbox unless one is queued already: the answer to the
+    /// peer's close, or the loop failing the connection.
+    pub fn answer_close(&self, code: CloseCode, reason: &str) {
+        let mut inner = self.lock();
+        if !std::mem::replace(&mut inner.close_queued, true) {
+            self.queue(&mut inner, |w, out| w.close(out, code, reason));
+        }
+    }
+
+    /// Answers a ping (the loop does, at once, ahead of nothing else queued by the loop).
+    pub fn pong(&self, payload: &[u8]) {
+        let mut inner = self.lock();
+        if !inner.close_queued {
+            self.queue(&mut inner, |w, out| w.control(out, OpCode::Pong, payload));
+        }
+    }
+
+    /// Moves the outbox's frames to `out`.
+    pub fn take_outbox(&self, out: &mut Vec<u8>) {
+        let mut inner = self.lock();
+        inner.marked = false;
+        out.append(&mut inner.outbox);
+    }
+
+    /// Whether the server's close frame was queued.
+    pub fn close_queued(&self) -> bool {
+        self.lock().close_queued
+    }
+}

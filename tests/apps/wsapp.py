@@ -1,0 +1,104 @@
+"""WebSocket test application (``evserver.websocket``), safe in thread mode.
+
+- ``/echo``: accepts, then sends back every message until the peer closes.
+- ``/end``: accepts, sends ``"bye"`` and ends: the server closes with 1000.
+- ``/fail``: accepts, then raises: the server closes with 1011.
+- ``/broadcast?m=TEXT`` (plain HTTP): sends TEXT to every WebSocket open on ``/listen``, from
+  this request (any thread of the worker may send).
+- ``/listen``: accepts, says ``"listening"``, then waits for messages and echoes them.
+- ``/subprotocol``: accepts the client's second subprotocol.
+- ``/plain``: a plain answer saying whether ``evserver.websocket`` was in the environ.
+- ``/closed?key=K``: accepts and echoes; records how the conversation ended under K.
+- ``/ended?key=K`` (plain HTTP): what ``/closed`` recorded.
+"""
+
+import threading
+from urllib.parse import parse_qs
+
+from evserver.websocket import ConnectionClosed
+
+LOCK = threading.Lock()
+LISTENERS = []
+ENDINGS = {}
+
+
+def query(environ, name, default=""):
+    return parse_qs(environ.get("QUERY_STRING", "")).get(name, [default])[0]
+
+
+def plain(start_response, body, status="200 OK"):
+    body = body.encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def echo(environ, ws):
+    while True:
+        yield environ["x-wsgiorg.fdevent.readable"](ws, 30)
+        message = ws.receive()
+        if message is not None:
+            ws.send(message)
+
+
+def listen(environ, ws):
+    with LOCK:
+        LISTENERS.append(ws)
+    try:
+        ws.send("listening")
+        yield from echo(environ, ws)
+    finally:
+        with LOCK:
+            LISTENERS.remove(ws)
+
+
+def closed(environ, ws, key):
+    try:
+        yield from echo(environ, ws)
+    except ConnectionClosed as e:
+        with LOCK:
+            ENDINGS[key] = f"{e.code} {e.reason}"
+        raise
+
+
+def end(ws):
+    ws.send("bye")
+    yield b""
+
+
+def fail(ws):
+    ws.send("about to fail")
+    yield b""
+    raise RuntimeError("the conversation failed on purpose")
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    request = environ.get("evserver.websocket")
+    if path == "/plain":
+        return plain(start_response, "websocket" if request else "plain")
+    if path == "/broadcast":
+        with LOCK:
+            targets = list(LISTENERS)
+        for ws in targets:
+            ws.send(query(environ, "m"))
+        return plain(start_response, str(len(targets)))
+    if path == "/ended":
+        with LOCK:
+            return plain(start_response, ENDINGS.get(query(environ, "key"), ""))
+    if request is None:
+        return plain(start_response, "a WebSocket endpoint", "400 Bad Request")
+    if path == "/subprotocol":
+        ws = request.accept(subprotocol=request.protocols[1], headers=[("X-Chosen", "yes")])
+        return echo(environ, ws)
+    ws = request.accept()
+    if path == "/echo":
+        return echo(environ, ws)
+    if path == "/listen":
+        return listen(environ, ws)
+    if path == "/closed":
+        return closed(environ, ws, query(environ, "key"))
+    if path == "/end":
+        return end(ws)
+    if path == "/fail":
+        return fail(ws)
+    return plain(start_response, "unknown", "404 Not Found")

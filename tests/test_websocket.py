@@ -1,0 +1,250 @@
+"""WebSocket (``evserver.websocket``) with a real client (the ``websockets`` library, which
+offers permessage-deflate as browsers do) and raw sockets for what no polite client sends:
+the handshake and its refusals, echo in both directions, the conversation's endings (1000,
+1011, the peer's close), sends from another request, the size limit, protocol errors. Both
+backends, inline and thread mode."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import struct
+import time
+import uuid
+
+import pytest
+from support import Server, exchange, request, status_get, status_json
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+BOTH_MODES = True
+
+
+@pytest.fixture(scope="module")
+def server(module_serve) -> Server:
+    return module_serve("wsapp", "--websocket-max-message", "100000")
+
+
+def url(server: Server, path: str) -> str:
+    return f"ws://{server.address.netloc}{path}"
+
+
+def upgrade_request(path: str, **override: str | None) -> bytes:
+    headers = {
+        "Host": "test",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+    }
+    for name, value in override.items():
+        name = name.replace("_", "-")
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return f"GET {path} HTTP/1.1\r\n{lines}\r\n".encode()
+
+
+def masked_frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = True) -> bytes:
+    head = bytes([(0x80 if fin else 0) | opcode])
+    key = os.urandom(4)
+    n = len(payload)
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    """The next server frame: (opcode, payload)."""
+
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            assert chunk, "the server closed the connection"
+            data += chunk
+        return data
+
+    b0, b1 = exactly(2)
+    assert not b1 & 0x80, "server frames are not masked"
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", exactly(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", exactly(8))[0]
+    return b0 & 0x0F, exactly(n)
+
+
+def raw_upgrade(server: Server, path: str) -> socket.socket:
+    sock = server.address.connect()
+    sock.settimeout(10)
+    sock.sendall(upgrade_request(path))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return sock
+
+
+def test_echo_text_and_binary_with_compression(server):
+    with connect(url(server, "/echo")) as ws:
+        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        for message in ["hello", "κόσμε" * 1000, b"\x00\x01binary", b"z" * 70_000]:
+            ws.send(message)
+            assert ws.recv(timeout=10) == message
+
+
+def test_echo_without_compression(server):
+    with connect(url(server, "/echo"), compression=None) as ws:
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        ws.send("plain " * 100)
+        assert ws.recv(timeout=10) == "plain " * 100
+
+
+def test_subprotocol_and_extra_headers(server):
+    with connect(url(server, "/subprotocol"), subprotocols=["one", "two"]) as ws:
+        assert ws.subprotocol == "two"
+        assert ws.response.headers["X-Chosen"] == "yes"
+        ws.send("x")
+        assert ws.recv(timeout=10) == "x"
+
+
+def test_the_end_of_the_iterable_closes_with_1000(server):
+    with connect(url(server, "/end")) as ws:
+        assert ws.recv(timeout=10) == "bye"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1000
+
+
+def test_an_exception_closes_with_1011_and_is_logged(server):
+    with connect(url(server, "/fail")) as ws:
+        assert ws.recv(timeout=10) == "about to fail"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1011
+    server.wait_for_output(r"RuntimeError: the conversation failed on purpose")
+
+
+def test_the_peer_closing_ends_the_conversation_without_a_traceback(server):
+    key = uuid.uuid4().hex
+    with connect(url(server, f"/closed?key={key}")) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
+        ws.close(code=4001, reason="done here")
+    deadline = time.monotonic() + 10
+    while (ended := exchange(server, request("GET", f"/ended?key={key}")).body) == b"":
+        assert time.monotonic() < deadline, "the conversation never saw the close"
+        time.sleep(0.05)
+    assert ended == b"4001 done here"
+
+
+def test_any_request_may_send_to_an_open_websocket(server):
+    with connect(url(server, "/listen")) as a, connect(url(server, "/listen")) as b:
+        assert a.recv(timeout=10) == "listening"
+        assert b.recv(timeout=10) == "listening"
+        sent = exchange(server, request("GET", "/broadcast?m=news")).body
+        assert int(sent) >= 2
+        assert a.recv(timeout=10) == "news"
+        assert b.recv(timeout=10) == "news"
+
+
+def test_a_message_over_the_limit_closes_with_1009_and_one_at_it_passes(server):
+    with connect(url(server, "/echo"), compression=None, max_size=None) as ws:
+        ws.send(b"x" * 100_000)
+        assert len(ws.recv(timeout=10)) == 100_000
+        ws.send(b"x" * 100_001)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1009
+
+
+def test_a_protocol_error_closes_with_1002(server):
+    with raw_upgrade(server, "/echo") as sock:
+        sock.sendall(masked_frame(0x1, b"unmasked", mask=False))
+        opcode, payload = read_frame(sock)
+        assert opcode == 0x8
+        assert struct.unpack("!H", payload[:2])[0] == 1002
+
+
+def test_frames_sent_right_behind_the_handshake_are_kept(server):
+    sock = server.address.connect()
+    sock.settimeout(10)
+    with sock:
+        sock.sendall(upgrade_request("/echo") + masked_frame(0x1, b"early"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert read_frame(sock) == (0x1, b"early")
+        sock.sendall(masked_frame(0x9, b"are you there"))
+        assert read_frame(sock) == (0xA, b"are you there")
+
+
+@pytest.mark.parametrize(
+    ("override", "status"),
+    [
+        ({"Sec-WebSocket-Version": "8"}, 426),
+        ({"Sec-WebSocket-Key": None}, 400),
+        ({"Sec-WebSocket-Key": "c2hvcnQ="}, 400),
+        ({"Connection": "keep-alive"}, 400),
+    ],
+)
+def test_bad_upgrades_are_refused_before_the_application(server, override, status):
+    answer = exchange(server, upgrade_request("/plain", **override))
+    assert answer.status == status
+    if status == 426:
+        assert answer.header("Sec-WebSocket-Version") == "13"
+
+
+def test_websocket_headers_without_upgrade_are_an_ordinary_request(server):
+    raw = upgrade_request("/plain", Upgrade=None, Connection=None)
+    assert exchange(server, raw).body == b"plain"
+    # An application that does not accept answers as usual.
+    assert exchange(server, upgrade_request("/plain")).body == b"websocket"
+
+
+def test_open_websockets_are_counted_on_the_status_page_and_in_the_metrics(serve):
+    server = serve("wsapp", "-s", "127.0.0.1:0")
+
+    def count() -> int:
+        return status_json(server)["workers"][0]["websockets"]
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 10
+        while count() != n:
+            assert time.monotonic() < deadline, f"{count()} WebSockets shown, not {n}"
+            time.sleep(0.05)
+
+    with connect(url(server, "/echo")) as a, connect(url(server, "/echo")) as b:
+        a.send("x")
+        b.send("y")
+        assert (a.recv(timeout=10), b.recv(timeout=10)) == ("x", "y")
+        wait_for(2)
+        metrics = status_get(server, "/metrics").body.decode()
+        assert re.search(r"^evserver_websockets\{.*\} 2$", metrics, re.MULTILINE), metrics
+    wait_for(0)
+
+
+def test_a_graceful_stop_closes_open_websockets_with_1001(serve):
+    server = serve("wsapp")
+    with connect(url(server, "/echo")) as ws:
+        ws.send("x")
+        assert ws.recv(timeout=10) == "x"
+        server.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1001
+    assert server.proc.wait(timeout=10) == 0
