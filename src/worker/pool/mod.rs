@@ -205,6 +205,11 @@ fn next_job(shared: &Shared) -> Option<Job> {
     }
 }
 
+/// The next job if one is queued, without waiting.
+fn try_next_job(shared: &Shared) -> Option<Job> {
+    lock(&shared.queue).jobs.pop_front()
+}
+
 /// Gives a job back to the loop, waking it if it may be asleep.
 fn give_back(shared: &Shared, returned: Returned) {
     let was_empty = {
@@ -232,7 +237,11 @@ fn thread_main(shared: &Shared, index: usize, setup: ThreadSetup) {
                 return;
             }
         };
-        while let Some(job) = py.detach(|| next_job(shared)) {
+        // A job already queued is taken without letting go of the interpreter: under load a
+        // thread goes from one request to the next without a GIL hand-off in between (the
+        // queue's mutex is never held by anyone waiting for the GIL, so taking it here is
+        // safe). Only a thread that finds nothing to do detaches to wait.
+        while let Some(job) = try_next_job(shared).or_else(|| py.detach(|| next_job(shared))) {
             shared.busy.fetch_add(1, Ordering::Relaxed);
             slot.reported.store(false, Ordering::Relaxed);
             slot.busy_since_ms
