@@ -219,6 +219,8 @@ def main() -> int:
         help="extra valgrind option, e.g. --dump-instr=yes (repeatable)",
     )
     args = parser.parse_args()
+    # compare.py's server commands read this: instructions are counted inline (one thread).
+    args.app_threads = 1
     if args.evserver_python:
         args.evserver_python = real_interpreter(args.evserver_python)
     servers = [s for s in args.only.split(",") if s]

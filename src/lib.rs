@@ -10,12 +10,14 @@
 
 use pyo3::prelude::*;
 
+mod allow;
 mod cli;
 mod listen;
 mod log;
 mod master;
 mod scoreboard;
 mod serve;
+mod startup;
 mod websocket;
 mod worker;
 mod wsgi;

@@ -1,4 +1,5 @@
-//! Listen addresses (`HOST:PORT`, `[IPV6]:PORT`, `unix:PATH`): parsing and socket creation.
+//! Listen addresses (`HOST:PORT`, `[IPV6]:PORT`, `unix:PATH`, `fd://N`): parsing, socket
+//! creation, and adopting a socket inherited already listening (systemd, a supervisor).
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::fmt;
@@ -12,6 +13,9 @@ use std::path::PathBuf;
 pub enum Address {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// A socket inherited already listening (`fd://N`); once adopted, the listener's address
+    /// is what the socket is bound to.
+    Inherited(RawFd),
 }
 
 /// A listen address the user wrote that cannot be used.
@@ -24,8 +28,17 @@ impl fmt::Display for AddressError {
     }
 }
 
-/// Parses `HOST:PORT`, `[IPV6]:PORT`, `:PORT` (all IPv4 interfaces) or `unix:PATH`.
+/// Parses `HOST:PORT`, `[IPV6]:PORT`, `:PORT` (all IPv4 interfaces), `unix:PATH` or
+/// `fd://N`.
 pub fn parse_address(text: &str) -> Result<Address, AddressError> {
+    if let Some(number) = text.strip_prefix("fd://") {
+        return match number.parse::<RawFd>() {
+            Ok(fd) if fd >= 0 => Ok(Address::Inherited(fd)),
+            _ => Err(AddressError(format!(
+                "'{text}': '{number}' is not a file descriptor"
+            ))),
+        };
+    }
     if let Some(path) = text.strip_prefix("unix:") {
         if path.is_empty() {
             return Err(AddressError(format!("'{text}': empty unix socket path")));
@@ -61,10 +74,12 @@ pub fn parse_address(text: &str) -> Result<Address, AddressError> {
 }
 
 /// A bound, listening, non-blocking socket and what to tell users and apps about it. Owned
-/// by the master; dropping it removes a unix socket's file.
+/// by the master; dropping a listener it bound to a unix path removes the socket's file.
 pub struct Listener {
     pub socket: Socket,
     pub address: Address,
+    /// Bound by someone else (`fd://N`): its file, if any, is theirs.
+    inherited: bool,
 }
 
 /// A worker's view of a listener: the fd to accept on and its address. It owns nothing.
@@ -81,6 +96,7 @@ impl Listener {
     /// file is replaced only if nothing listens on it.
     pub fn bind(address: &Address, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
         let socket = match address {
+            Address::Inherited(fd) => return Listener::adopt(*fd),
             Address::Tcp(addr) => {
                 let socket = Socket::new(
                     Domain::for_address(*addr),
@@ -116,9 +132,49 @@ impl Listener {
                 Some(actual) => Address::Tcp(actual),
                 None => address.clone(),
             },
-            Address::Unix(_) => address.clone(),
+            _ => address.clone(),
         };
-        Ok(Listener { socket, address })
+        Ok(Listener {
+            socket,
+            address,
+            inherited: false,
+        })
+    }
+
+    /// Takes over `fd`, a stream socket already listening (inherited from systemd or a
+    /// supervisor): refused if it is not one, so a wrong number fails at startup.
+    pub fn adopt(fd: RawFd) -> io::Result<Listener> {
+        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_string());
+        // SAFETY: fstat only reads the fd's metadata; a closed fd fails with EBADF.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return Err(invalid("not a socket"));
+        }
+        // SAFETY: the fd is an open socket (checked above) handed to this process to own;
+        // nothing else in the process uses it.
+        let socket = unsafe { <Socket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let listening = socket.r#type().ok() == Some(Type::STREAM) && socket.is_listener()?;
+        if !listening {
+            // Not ours to close: leave the fd as it was.
+            std::mem::forget(socket);
+            return Err(invalid("not a listening stream socket"));
+        }
+        socket.set_nonblocking(true)?;
+        socket.set_cloexec(true)?;
+        let local = socket.local_addr()?;
+        let address = match (local.as_socket(), local.as_pathname()) {
+            (Some(addr), _) => Address::Tcp(addr),
+            (None, Some(path)) => Address::Unix(path.to_path_buf()),
+            (None, None) => Address::Inherited(fd),
+        };
+        Ok(Listener {
+            socket,
+            address,
+            inherited: true,
+        })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -144,6 +200,7 @@ impl Endpoint {
         match &self.address {
             Address::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
             Address::Unix(path) => (path.display().to_string(), String::new()),
+            Address::Inherited(fd) => (format!("fd://{fd}"), String::new()),
         }
     }
 }
@@ -154,13 +211,14 @@ impl Address {
         match self {
             Address::Tcp(addr) => format!("http://{addr}"),
             Address::Unix(path) => format!("unix:{}", path.display()),
+            Address::Inherited(fd) => format!("fd://{fd}"),
         }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Address::Unix(path) = &self.address {
+        if let (Address::Unix(path), false) = (&self.address, self.inherited) {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -210,6 +268,25 @@ mod tests {
             parse_address("localhost:80").unwrap(),
             Address::Tcp(_)
         ));
+    }
+
+    #[test]
+    fn adopts_a_listening_socket_and_refuses_anything_else() {
+        use std::os::fd::IntoRawFd;
+        let bound = Listener::bind(&parse_address("127.0.0.1:0").unwrap(), 16, false).unwrap();
+        let address = bound.address.clone();
+        let fd = bound.socket.try_clone().unwrap().into_raw_fd();
+        drop(bound);
+        let adopted =
+            Listener::bind(&parse_address(&format!("fd://{fd}")).unwrap(), 1, false).unwrap();
+        assert_eq!(adopted.address, address);
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let err = Listener::adopt(file.as_raw_fd()).err().unwrap();
+        assert_eq!(err.to_string(), "not a socket");
+        let unbound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let err = Listener::adopt(unbound.as_raw_fd()).err().unwrap();
+        assert_eq!(err.to_string(), "not a listening stream socket");
+        assert!(parse_address("fd://x").is_err());
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! backend and hands over to the master, which forks the workers; each worker loads the
 //! application and runs its event loop.
 
-use crate::cli::{Backend, Cli, Framework};
+use crate::cli::config_file::{self, MergeError};
+use crate::cli::{gunicorn, Backend, Cli, Framework};
 use crate::listen::{parse_address, Listener};
 use crate::log::Log;
 use crate::master::status::StatusServer;
 use crate::master::{Assignment, Master, Sockets, Supervision, WorkerBody, EXIT_BOOT_FAILURE};
 use crate::scoreboard::{CellRef, Scoreboard, MAX_WORKERS};
+use crate::startup;
 use crate::websocket::WsSettings;
 use crate::worker::accesslog::Format;
 use crate::worker::{Settings, Worker};
@@ -52,9 +54,19 @@ const USAGE_HINT: &str = "Usage: evserver [APP] [OPTIONS]; see 'evserver --help'
 
 /// The whole command: returns the process exit status.
 pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) -> i32 {
+    let (argv, config) = match config_file::merge(py, argv) {
+        Ok(merged) => merged,
+        Err(MergeError::Cli(e)) => return report_clap_error(&e, None),
+        Err(MergeError::File(msg)) => {
+            eprintln!("evserver: error: {msg}");
+            eprintln!("{USAGE_HINT}");
+            return EXIT_USAGE;
+        }
+    };
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
-        Err(e) => return report_clap_error(&e),
+        // The command line alone parsed: what is wrong came from the file.
+        Err(e) => return report_clap_error(&e, config.as_deref()),
     };
     let result = if app.is_some()
         && (cli.app.is_some() || cli.exec_code.is_some() || cli.framework.is_some())
@@ -62,8 +74,13 @@ pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) ->
         Err(usage(
             "an application object was given; do not also name APP, --exec or --framework",
         ))
+    } else if cli.preload && cli.reload {
+        Err(usage(
+            "--preload and --reload do not go together: the workers would keep the code the \
+             master loaded",
+        ))
     } else {
-        serve(py, cli, app)
+        serve(py, cli, app, config.as_deref())
     };
     match result {
         Ok(()) => 0,
@@ -82,14 +99,25 @@ pub fn main(py: Python<'_>, argv: Vec<String>, app: Option<Bound<'_, PyAny>>) ->
 }
 
 /// Prints clap's help or version as they are, and its errors as one `evserver: error:` line
-/// (with its tip, if any) and the usage; returns the exit status.
-fn report_clap_error(e: &clap::Error) -> i32 {
-    use clap::error::ErrorKind;
+/// (with its tip, if any; naming the config file when the error came from it; saying so
+/// when the flag is gunicorn's) and the usage; returns the exit status.
+fn report_clap_error(e: &clap::Error, config: Option<&std::path::Path>) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return 0;
     }
-    eprintln!("evserver: error: {}", clap_message(&e.render().to_string()));
+    let gunicorn_flag = match (e.kind(), e.get(ContextKind::InvalidArg)) {
+        (ErrorKind::UnknownArgument, Some(ContextValue::String(arg))) => {
+            gunicorn::unsupported_flag(arg)
+        }
+        _ => None,
+    };
+    let message = gunicorn_flag.unwrap_or_else(|| clap_message(&e.render().to_string()));
+    match config {
+        Some(path) => eprintln!("evserver: error: config file {}: {message}", path.display()),
+        None => eprintln!("evserver: error: {message}"),
+    }
     eprintln!("{USAGE_HINT}");
     EXIT_USAGE
 }
@@ -110,20 +138,30 @@ fn clap_message(rendered: &str) -> String {
         .join("; ")
 }
 
-fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Result<(), Fatal> {
-    configure_logging(py, &cli)?;
+fn serve<'py>(
+    py: Python<'py>,
+    cli: Cli,
+    app: Option<Bound<'py, PyAny>>,
+    config: Option<&std::path::Path>,
+) -> Result<(), Fatal> {
+    startup::prepare_process(py, &cli).map_err(fail)?;
+    startup::configure_logging(py, &cli).map_err(fail)?;
+    let identity = startup::resolve_identity(&cli).map_err(usage)?;
     let access_format = Format::parse(&cli.access_log_format)
         .map_err(|e| usage(format!("invalid --access-log-format: {}", e.0)))?;
     let log = Log::new(py, false).map_err(|e| fail(format!("cannot set up logging: {e}")))?;
+    if let Some(path) = config {
+        log.info(&format!("settings read from {}", path.display()));
+    }
     if let Err(e) = evserver_platform::sys::raise_open_files_limit() {
         log.warning(&format!("cannot raise the open-file limit: {e}"));
     }
     let workers = cli.workers.resolve();
     let mut addresses = Vec::new();
-    for text in &cli.listen {
+    for text in startup::listen_addresses(py, &cli) {
         let address =
-            parse_address(text).map_err(|e| usage(format!("invalid listen address {e}")))?;
-        addresses.push((text.clone(), address));
+            parse_address(&text).map_err(|e| usage(format!("invalid listen address {e}")))?;
+        addresses.push((text, address));
     }
     let sockets = Sockets::bind(&addresses, cli.backlog, workers).map_err(fail)?;
     let status = match &cli.status {
@@ -146,6 +184,21 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
         Some(path) => Some(PidFile::write(path)?),
         None => None,
     };
+    // Written as the user that started: /run is root's.
+    if let Some(id) = &identity {
+        let unix_sockets: Vec<&std::path::Path> = addresses
+            .iter()
+            .filter_map(|(_, address)| match address {
+                crate::listen::Address::Unix(path) => Some(path.as_path()),
+                _ => None,
+            })
+            .collect();
+        startup::switch_identity(py, id, &unix_sockets).map_err(fail)?;
+    }
+    let app = match (app, cli.preload) {
+        (None, true) => Some(load_app(py, &cli)?),
+        (app, _) => app,
+    };
     if let Some(status) = &status {
         log.info(&format!("status page on {}", status.display()));
     }
@@ -156,6 +209,7 @@ fn serve<'py>(py: Python<'py>, cli: Cli, app: Option<Bound<'py, PyAny>>) -> Resu
         reload_roots,
         backend: backend_name,
         handle_signals: is_main_thread(py),
+        notify: startup::service_notifier(py).map_err(fail)?,
     };
     let board = Rc::new(
         Scoreboard::new_zeroed(MAX_WORKERS)
@@ -276,6 +330,7 @@ impl Body {
             header_timeout: Duration::from_secs(cli.header_timeout),
             body_timeout: (cli.body_timeout > 0).then(|| Duration::from_secs(cli.body_timeout)),
             max_requests,
+            max_rss: (cli.max_rss > 0).then(|| cli.max_rss.saturating_mul(1 << 20)),
             max_connections: cli.max_connections,
             graceful_timeout: Duration::from_secs(cli.graceful_timeout),
             timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
@@ -284,6 +339,8 @@ impl Body {
                 max_message: usize::try_from(cli.websocket_max_message).unwrap_or(usize::MAX),
                 compression: cli.websocket_compression,
             },
+            forwarded: std::sync::Arc::new(cli.forwarded_allow_ips.clone()),
+            proxy_protocol: cli.proxy_protocol.then(|| cli.proxy_allow_from.clone()),
         };
         let mut worker = Worker::new(
             py,
@@ -346,18 +403,6 @@ impl Drop for PidFile {
             let _ = std::fs::remove_file(&self.0);
         }
     }
-}
-
-fn configure_logging(py: Python<'_>, cli: &Cli) -> Result<(), Fatal> {
-    py.import("evserver._logging")
-        .and_then(|m| {
-            m.call_method1(
-                "configure",
-                (cli.log_level.name(), cli.access_log.as_deref()),
-            )
-        })
-        .map(|_| ())
-        .map_err(|e| fail(format!("cannot configure logging: {e}")))
 }
 
 /// The directories `--reload` watches.

@@ -240,13 +240,16 @@ def start_server(
     cwd: Path = APPS,
     ready_timeout: float = READY_TIMEOUT,
     command: list[str] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> Server:
-    """Starts ``evserver ARGS`` and waits for its ready line."""
+    """Starts ``evserver ARGS`` and waits for its ready line. ``pass_fds``: descriptors the
+    server inherits (under the same numbers)."""
     argv = (command or evserver_command()) + args
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
         env=server_env(env),
+        pass_fds=pass_fds,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

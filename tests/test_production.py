@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from support import (
     APPS,
     RawConnection,
@@ -145,18 +147,25 @@ def test_status_page_json_and_metrics(serve, tmp_path: Path) -> None:
     wait_until(lambda: figures() == (1, 5), what="1 parked and 5 served in status.json")
     metrics = status_get(server, "/metrics")
     assert metrics.header("Content-Type").startswith("text/plain; version=0.0.4")
-    samples = dict(
-        re.findall(r"^(evserver_\w+)\{[^}]*pid=\"(\d+)\"", metrics.body.decode(), re.MULTILINE)
-    )
-    assert "evserver_parked_requests" in samples
-    parked_total = sum(
-        int(v)
-        for v in re.findall(
-            r"^evserver_parked_requests\{.*\} (\d+)$", metrics.body.decode(), re.MULTILINE
-        )
-    )
-    assert parked_total == 1
-    assert re.search(r"^evserver_workers 2$", metrics.body.decode(), re.MULTILINE)
+    # Prometheus' own parser reads it, every sample labelled by worker slot and backend.
+    families = {f.name: f for f in text_string_to_metric_families(metrics.body.decode())}
+    parked_samples = families["evserver_parked_requests"].samples
+    assert {s.labels["worker"] for s in parked_samples} == {"1", "2"}
+    assert all("pid" not in s.labels for f in families.values() for s in f.samples)
+    assert sum(s.value for s in parked_samples) == 1
+    assert families["evserver_workers"].samples[0].value == 2
+    durations = families["evserver_request_duration_seconds"]
+    assert durations.type == "histogram"
+    counts = [s for s in durations.samples if s.name.endswith("_count")]
+    assert sum(s.value for s in counts) == 5
+    infinite = [s for s in durations.samples if s.labels.get("le") == "+Inf"]
+    assert sum(s.value for s in infinite) == 5
+    assert "evserver_parked_seconds" in families
+    build = families["evserver_build_info"].samples[0]
+    assert build.labels["version"] == doc["server"].split("/")[1]
+    assert build.labels["python"] == platform.python_version()
+    started = families["process_start_time_seconds"].samples[0].value
+    assert abs(started - (time.time() - status_json(server)["uptime_seconds"])) < 5
     page = status_get(server, "/")
     assert page.status == 200 and b"evserver status" in page.body
     assert status_get(server, "/nothing").status == 404

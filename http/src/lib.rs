@@ -9,6 +9,7 @@ pub mod encode;
 pub mod error;
 pub mod framing;
 pub mod percent;
+pub mod proxy;
 pub mod request;
 pub mod status;
 

@@ -30,10 +30,12 @@ use std::time::Duration;
 
 mod connect;
 mod gather;
+pub mod identity;
 pub mod notify;
 pub mod process;
 pub mod signals;
 pub mod sys;
+pub mod systemd;
 pub mod token;
 
 mod poll;

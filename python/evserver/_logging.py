@@ -12,9 +12,10 @@ own beside it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
-__all__ = ["ACCESS_LOGGER", "LEVELS", "LOGGER", "configure"]
+__all__ = ["ACCESS_LOGGER", "LEVELS", "LOGGER", "apply_config_file", "configure"]
 
 LOGGER = "evserver"
 ACCESS_LOGGER = "evserver.access"
@@ -24,6 +25,7 @@ LEVELS = {
     "info": logging.INFO,
     "warning": logging.WARNING,
     "error": logging.ERROR,
+    "critical": logging.CRITICAL,
 }
 
 FORMAT = "%(asctime)s [%(levelname)s] %(message)s"
@@ -40,12 +42,16 @@ class _EvserverFileHandler(logging.FileHandler):
     """The access log written to a file, opened in append mode."""
 
 
-def configure(level: str = "info", access_log: str | None = None) -> None:
+def configure(
+    level: str = "info", access_log: str | None = None, error_log: str | None = None
+) -> None:
     """Configures the ``evserver`` and ``evserver.access`` loggers.
 
-    ``level`` is one of ``debug``, ``info``, ``warning``, ``error`` (any case). ``access_log``
-    is ``None`` (no access log), ``"-"`` (standard output) or a file path (appended to).
-    Raises ``ValueError`` for an unknown level and ``OSError`` when the file cannot be opened.
+    ``level`` is one of ``debug``, ``info``, ``warning``, ``error``, ``critical`` (any case).
+    ``access_log`` is ``None`` (no access log), ``"-"`` (standard output) or a file path
+    (appended to); ``error_log`` is where the server's own log goes: ``None`` or ``"-"`` for
+    standard error, or a file path (appended to). Raises ``ValueError`` for an unknown level
+    and ``OSError`` when a file cannot be opened.
     """
     try:
         numeric = LEVELS[level.lower()]
@@ -58,14 +64,15 @@ def configure(level: str = "info", access_log: str | None = None) -> None:
     if access_log == "-":
         access_handler = _EvserverHandler(sys.stdout)
     elif access_log is not None:
-        try:
-            access_handler = _EvserverFileHandler(access_log, mode="a", encoding="utf-8")
-        except OSError as e:
-            raise OSError(e.errno, f"cannot open access log {access_log!r}: {e.strerror}") from None
+        access_handler = _open_file(access_log, "access log")
+    handler = (
+        _EvserverHandler(sys.stderr)
+        if error_log in (None, "-")
+        else _open_file(error_log, "error log")
+    )
 
     server = logging.getLogger(LOGGER)
     _remove_our_handlers(server)
-    handler = _EvserverHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
     server.addHandler(handler)
     server.setLevel(numeric)
@@ -90,6 +97,35 @@ def configure(level: str = "info", access_log: str | None = None) -> None:
         access.addHandler(access_handler)
         access.setLevel(logging.INFO)
         access.disabled = False
+
+
+def apply_config_file(path: str) -> None:
+    """Applies a ``logging.config`` file after :func:`configure`: a dictConfig in JSON when
+    ``path`` ends in ``.json``, else an ini file for ``fileConfig``. Loggers the file does
+    not name keep their setup (``disable_existing_loggers`` is off unless the file says so).
+    Raises ``ValueError`` with one line when the file cannot be used."""
+    import json
+    import logging.config
+
+    try:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                config = json.load(f)
+            config.setdefault("disable_existing_loggers", False)
+            logging.config.dictConfig(config)
+        else:
+            if not os.path.exists(path):
+                raise FileNotFoundError(path)
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except Exception as e:  # noqa: BLE001 - any problem in the file: one line
+        raise ValueError(f"cannot use log config {path!r}: {type(e).__name__}: {e}") from None
+
+
+def _open_file(path: str, what: str) -> logging.Handler:
+    try:
+        return _EvserverFileHandler(path, mode="a", encoding="utf-8")
+    except OSError as e:
+        raise OSError(e.errno, f"cannot open {what} {path!r}: {e.strerror}") from None
 
 
 def _remove_our_handlers(logger: logging.Logger) -> None:

@@ -6,6 +6,7 @@
 //! What a worker runs is given by the [`supervisor::WorkerBody`] trait, implemented by the
 //! command (`serve`), so this room knows nothing of the worker's insides.
 
+mod metrics;
 mod reload;
 mod sockets;
 pub mod status;

@@ -4,7 +4,7 @@
 //! (polled, so it works on every platform).
 
 use super::supervisor::{Master, Phase, WorkerBody};
-use evserver_platform::process;
+use evserver_platform::{process, systemd};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -105,6 +105,10 @@ impl<B: WorkerBody> Master<'_, B> {
         self.log
             .info(&format!("{why}: starting {} fresh workers", self.desired));
         self.reloading = true;
+        self.tell_service_manager(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}",
+            systemd::monotonic_usec()
+        ));
         self.pending.clear();
         for slot in 0..self.desired {
             self.spawn(slot, true);
@@ -127,6 +131,7 @@ impl<B: WorkerBody> Master<'_, B> {
         self.log.info(&format!(
             "reload done: {retired} old workers stopping gracefully"
         ));
+        self.tell_service_manager("READY=1");
     }
 
     pub(super) fn abort_reload(&mut self, name: &str) {

@@ -3,7 +3,8 @@
 //! state machine (read the head, write the answer) with its own deadline, so idle or slow
 //! clients delay no one.
 
-use super::status_page::{render_html, render_json, render_metrics, Snapshot};
+use super::metrics::render_metrics;
+use super::status_page::{render_html, render_json, Snapshot};
 use crate::listen::Listener;
 use evserver_http::encode::write_server_head;
 use evserver_http::{parse_head, Head, Limits, Parsed};

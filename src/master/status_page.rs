@@ -23,6 +23,12 @@ pub struct WorkerStatus {
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
     pub heartbeat_age_ms: u64,
+    /// Seconds requests spent parked in fdevent waits, in all.
+    pub parked_seconds: f64,
+    /// Requests per duration bucket (`scoreboard::DURATION_BUCKETS`, then `+Inf`; not
+    /// cumulative) and their total duration.
+    pub duration_counts: Vec<u64>,
+    pub duration_sum_seconds: f64,
 }
 
 /// The whole server at one moment.
@@ -33,6 +39,10 @@ pub struct Snapshot {
     pub workers_desired: usize,
     pub restarts: u64,
     pub workers: Vec<WorkerStatus>,
+    /// The master's start, in seconds since the Unix epoch.
+    pub start_time_seconds: f64,
+    /// The Python running the application (`3.11.7`).
+    pub python_version: String,
 }
 
 impl<B: WorkerBody> Master<'_, B> {
@@ -62,13 +72,28 @@ impl<B: WorkerBody> Master<'_, B> {
                     cpu_seconds: cell.cpu_micros.load(Relaxed) as f64 / 1e6,
                     rss_bytes: cell.rss_bytes.load(Relaxed),
                     heartbeat_age_ms: now.saturating_sub(cell.heartbeat_ms.load(Relaxed)),
+                    parked_seconds: cell.parked_micros.load(Relaxed) as f64 / 1e6,
+                    duration_counts: cell
+                        .duration_counts
+                        .iter()
+                        .map(|c| c.load(Relaxed))
+                        .collect(),
+                    duration_sum_seconds: cell.duration_sum_micros.load(Relaxed) as f64 / 1e6,
                 })
             })
             .collect();
         workers.sort_by_key(|w| (w.slot, w.pid));
+        let uptime = self.started.elapsed();
+        let start_time_seconds = std::time::SystemTime::now()
+            .checked_sub(uptime)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        let python = self.py.version_info();
         Snapshot {
             master_pid: self.master_pid,
-            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            uptime_seconds: uptime.as_secs_f64(),
+            start_time_seconds,
+            python_version: format!("{}.{}.{}", python.major, python.minor, python.patch),
             addresses: self.sockets.display(),
             workers_desired: self.desired,
             restarts: self.restarts,
@@ -133,91 +158,6 @@ pub fn render_json(s: &Snapshot) -> String {
         s.restarts,
         workers.join(", ")
     )
-}
-
-pub fn render_metrics(s: &Snapshot) -> String {
-    let mut out = String::new();
-    let mut family =
-        |name: &str, kind: &str, help: &str, value: &dyn Fn(&WorkerStatus) -> String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for w in &s.workers {
-                let _ = writeln!(
-                    out,
-                    "{name}{{worker=\"{}\",pid=\"{}\",backend=\"{}\"}} {}",
-                    w.slot,
-                    w.pid,
-                    w.backend,
-                    value(w)
-                );
-            }
-        };
-    family("evserver_connections", "gauge", "Connections open.", &|w| {
-        w.connections.to_string()
-    });
-    family(
-        "evserver_requests_total",
-        "counter",
-        "Requests served.",
-        &|w| w.requests.to_string(),
-    );
-    family(
-        "evserver_parked_requests",
-        "gauge",
-        "Requests parked in fdevent waits.",
-        &|w| w.parked.to_string(),
-    );
-    family(
-        "evserver_threads",
-        "gauge",
-        "Threads of the worker's pool that run the application (0: inline, no pool).",
-        &|w| w.threads.to_string(),
-    );
-    family(
-        "evserver_threads_busy",
-        "gauge",
-        "Pool threads running the application now.",
-        &|w| w.threads_busy.to_string(),
-    );
-    family(
-        "evserver_queued_requests",
-        "gauge",
-        "Requests waiting for a free pool thread.",
-        &|w| w.queued.to_string(),
-    );
-    family(
-        "evserver_websockets",
-        "gauge",
-        "Open WebSocket conversations.",
-        &|w| w.websockets.to_string(),
-    );
-    family(
-        "evserver_cpu_seconds_total",
-        "counter",
-        "CPU time used by the worker.",
-        &|w| format!("{:.3}", w.cpu_seconds),
-    );
-    family(
-        "evserver_resident_memory_bytes",
-        "gauge",
-        "Resident memory of the worker.",
-        &|w| w.rss_bytes.to_string(),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP evserver_workers Worker processes running.\n# TYPE evserver_workers gauge\nevserver_workers {}",
-        s.workers.len()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP evserver_worker_restarts_total Workers replaced since the start.\n# TYPE evserver_worker_restarts_total counter\nevserver_worker_restarts_total {}",
-        s.restarts
-    );
-    let _ = writeln!(
-        out,
-        "# HELP evserver_uptime_seconds Seconds since the master started.\n# TYPE evserver_uptime_seconds gauge\nevserver_uptime_seconds {:.3}",
-        s.uptime_seconds
-    );
-    out
 }
 
 fn html_escape(text: &str) -> String {
@@ -300,20 +240,19 @@ pub(super) mod tests {
                 cpu_seconds: 0.25,
                 rss_bytes: 1 << 20,
                 heartbeat_age_ms: 5,
+                parked_seconds: 1.5,
+                duration_counts: {
+                    let mut counts = vec![0; crate::scoreboard::DURATION_BUCKETS.len() + 1];
+                    counts[0] = 40;
+                    counts[12] = 1;
+                    counts[crate::scoreboard::DURATION_BUCKETS.len()] = 1;
+                    counts
+                },
+                duration_sum_seconds: 7201.002,
             }],
+            start_time_seconds: 1_764_900_000.5,
+            python_version: "3.11.7".into(),
         }
-    }
-
-    #[test]
-    fn metrics_have_one_sample_per_worker() {
-        let m = render_metrics(&snapshot());
-        assert!(m.contains(
-            "evserver_requests_total{worker=\"1\",pid=\"11\",backend=\"io_uring\"} 42\n"
-        ));
-        assert!(m.contains(
-            "evserver_parked_requests{worker=\"1\",pid=\"11\",backend=\"io_uring\"} 2\n"
-        ));
-        assert!(m.contains("# TYPE evserver_connections gauge\n"));
     }
 
     #[test]

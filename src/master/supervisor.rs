@@ -11,6 +11,7 @@ use crate::log::Log;
 use crate::scoreboard::{Scoreboard, MAX_WORKERS};
 use evserver_platform::process::{self, Exit};
 use evserver_platform::signals::{Disposition, SignalPipe};
+use evserver_platform::systemd::Notifier;
 use evserver_platform::Interest;
 use pyo3::prelude::*;
 use std::os::fd::RawFd;
@@ -52,6 +53,8 @@ pub struct Supervision {
     pub backend: &'static str,
     /// Install signal handlers (only the main thread may).
     pub handle_signals: bool,
+    /// systemd's `NOTIFY_SOCKET`, told READY / RELOADING / STOPPING.
+    pub notify: Option<Notifier>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -359,9 +362,25 @@ impl<'py, B: WorkerBody> Master<'py, B> {
         }
     }
 
+    /// Tells systemd (`Type=notify`) what the server is doing, when it asks.
+    pub(super) fn tell_service_manager(&self, state: &str) {
+        if let Some(notifier) = &self.settings.notify {
+            if let Err(e) = notifier.notify(state) {
+                self.log
+                    .warning(&format!("cannot notify systemd ({state}): {e}"));
+            }
+        }
+    }
+
     fn announce(&mut self) {
         self.announced = true;
         let workers = self.children.len();
+        self.tell_service_manager(&format!(
+            "READY=1\nSTATUS=serving on {} with {workers} worker{}\nMAINPID={}",
+            self.sockets.display().join(", "),
+            if workers == 1 { "" } else { "s" },
+            self.master_pid
+        ));
         eprintln!(
             "evserver: ready on {} (backend {}, {workers} worker{}, pid {})",
             self.sockets.display().join(", "),
@@ -507,6 +526,7 @@ impl<'py, B: WorkerBody> Master<'py, B> {
                 self.stop = Some(Stop::Graceful(
                     Instant::now() + self.settings.graceful_timeout,
                 ));
+                self.tell_service_manager("STOPPING=1");
                 self.stop_all(libc::SIGTERM);
             }
             libc::SIGQUIT | libc::SIGINT => {
@@ -514,6 +534,7 @@ impl<'py, B: WorkerBody> Master<'py, B> {
                 self.log
                     .info(&format!("{}: stopping now", process::signal_name(sig)));
                 self.stop = Some(Stop::Immediate);
+                self.tell_service_manager("STOPPING=1");
                 self.stop_all(libc::SIGQUIT);
             }
             libc::SIGHUP => self.begin_reload("SIGHUP"),

@@ -45,8 +45,13 @@ impl Worker {
         let (slot, generation) = self.slots.allocate();
         let framer = Framer::new(self.settings.limits.clone(), MAX_CHUNK_METADATA);
         let body = BodySink::new(self.settings.spill_body);
-        let mut conn = Box::new(Conn::new(fd, generation, index, framer, body));
+        let mut conn = Box::new(Conn::new(fd, generation, index, framer, body, self.now));
         conn.deadline = Some(self.now + self.settings.keep_alive);
+        if let Some(allowed) = &self.settings.proxy_protocol {
+            if allowed.allows(conn.peer().map(|a| a.ip())) {
+                conn.proxy_pending = Some(Vec::new());
+            }
+        }
         self.open_connections += 1;
         if self.draining.is_some() {
             // Accepted just before the accept was cancelled: take one request, then close.

@@ -65,6 +65,8 @@ pub struct Conn {
     /// The client finished sending (or the connection broke).
     pub eof: bool,
     pub deadline: Option<Instant>,
+    /// When the current request was dispatched to the application (for its duration).
+    pub request_started: Instant,
     /// The peer's address, looked up on the first request (`None` for a unix socket).
     pub peer: Option<Option<SocketAddr>>,
     pub peer_strings: Option<PeerStrings>,
@@ -73,6 +75,9 @@ pub struct Conn {
     pub client_asked_close: bool,
     /// The WebSocket the connection switched to, while its conversation runs.
     pub ws: Option<Box<WsConn>>,
+    /// `--proxy-protocol`, from an allowed peer: a PROXY header may still come; the bytes
+    /// received so far, until it is whole (or turns out to be absent).
+    pub proxy_pending: Option<Vec<u8>>,
 }
 
 /// Unconsumed input beyond which a connection stops reading while a response runs.
@@ -85,6 +90,7 @@ impl Conn {
         listener: usize,
         framer: Framer,
         body: BodySink,
+        now: Instant,
     ) -> Conn {
         Conn {
             fd,
@@ -101,10 +107,12 @@ impl Conn {
             ops: 0,
             eof: false,
             deadline: None,
+            request_started: now,
             peer: None,
             peer_strings: None,
             client_asked_close: false,
             ws: None,
+            proxy_pending: None,
         }
     }
 

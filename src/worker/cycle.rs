@@ -7,6 +7,7 @@ use super::op::Op;
 use super::Worker;
 use crate::wsgi::app::{PrepareError, Request};
 use evserver_http::encode::{write_error_response, write_interim};
+use evserver_http::proxy::{self, ProxyHeader};
 use evserver_http::{BodyFraming, Event, HttpError};
 use evserver_platform::Completion;
 
@@ -83,6 +84,9 @@ impl Worker {
     /// Hands `len` received bytes of provided buffer `id` to the framer: body bytes of a
     /// declared length go straight into the body when nothing is ahead of them.
     fn receive(&mut self, conn: &mut Conn, id: u16, len: usize) {
+        if conn.proxy_pending.is_some() {
+            return self.receive_proxy_header(conn, id, len);
+        }
         let reading = matches!(conn.state, State::Reading);
         let starts_head = reading && conn.framer.is_idle();
         let data = self.driver.buffer(id, len);
@@ -94,6 +98,42 @@ impl Worker {
         if starts_head {
             conn.deadline = Some(self.now + self.settings.header_timeout);
         }
+    }
+
+    /// `--proxy-protocol`: the connection's first bytes, until they hold a whole PROXY header
+    /// (its client becomes the connection's peer), turn out to hold none (they are the
+    /// client's request), or break the protocol (the connection closes, unanswered). Cold:
+    /// once per connection at most, kept out of the receive path.
+    #[cold]
+    fn receive_proxy_header(&mut self, conn: &mut Conn, id: u16, len: usize) {
+        let Some(mut pending) = conn.proxy_pending.take() else {
+            return;
+        };
+        if pending.is_empty() {
+            conn.deadline = Some(self.now + self.settings.header_timeout);
+        }
+        pending.extend_from_slice(self.driver.buffer(id, len));
+        let rest = match proxy::decode(&pending) {
+            ProxyHeader::Incomplete => {
+                conn.proxy_pending = Some(pending);
+                return;
+            }
+            ProxyHeader::Invalid(why) => {
+                let peer = conn.peer().map(|a| a.to_string()).unwrap_or_default();
+                self.log
+                    .debug(&format!("closing a connection from {peer}: {why}"));
+                conn.eof = true;
+                return;
+            }
+            ProxyHeader::Absent => 0,
+            ProxyHeader::Found { len, source } => {
+                if let Some(client) = source {
+                    conn.peer = Some(Some(client));
+                }
+                len
+            }
+        };
+        conn.framer.feed(&pending[rest..]);
     }
 
     /// Takes the framer's events while the connection reads requests: stores bodies,
@@ -172,6 +212,7 @@ impl Worker {
             None
         };
         let peer = conn.peer();
+        conn.request_started = self.now;
         let (head, head_bytes) = conn.framer.head();
         let access = self.log.access_enabled().then(|| {
             Box::new(super::accesslog::Record {

@@ -66,6 +66,10 @@ pub struct Worker {
     pub(super) accept_paused: bool,
     pub(super) open_connections: usize,
     pub(super) requests_served: u64,
+    /// Durations of the requests served, from dispatch to the end of the response.
+    pub(super) durations: crate::scoreboard::DurationHistogram,
+    /// Microseconds requests spent parked in fdevent waits, in all.
+    pub(super) parked_micros: u64,
     pub(super) scoreboard: Option<CellRef>,
     /// The master's pid: a worker whose parent changed lost its master and stops.
     pub(super) master_pid: Option<i32>,
@@ -132,11 +136,12 @@ impl Worker {
                 templates,
                 log: log.clone_ref(py),
                 format: settings.access_format.clone(),
+                forwarded: settings.forwarded.clone(),
             };
             Mode::Pool(Pool::start(py, threads, &setup)?)
         } else {
             Mode::Inline {
-                app: App::new(py, app.unbind(), templates)?,
+                app: App::new(py, app.unbind(), templates, settings.forwarded.clone())?,
                 waits: Waits::of_this_thread(),
             }
         };
@@ -167,6 +172,8 @@ impl Worker {
             accept_paused: false,
             open_connections: 0,
             requests_served: 0,
+            durations: Default::default(),
+            parked_micros: 0,
             scoreboard: None,
             master_pid: None,
             ws_hub,

@@ -9,6 +9,7 @@ use super::op::Op;
 use super::Worker;
 use crate::wsgi::fdevent::{PendingWait, MAX_WAIT_FDS};
 use std::os::fd::RawFd;
+use std::time::Instant;
 
 /// How a wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +38,13 @@ pub struct InFlight {
     /// Bit i: the poll of fd index i has not reported yet.
     pending: u64,
     outcome: Option<Outcome>,
+    /// When the request parked (the status page's time parked).
+    pub since: Instant,
 }
 
 impl InFlight {
     /// A wait whose polls, one per fd of `fds` (at most [`MAX_WAIT_FDS`]), were all issued.
-    pub fn new(fds: Vec<RawFd>) -> InFlight {
+    pub fn new(fds: Vec<RawFd>, since: Instant) -> InFlight {
         debug_assert!(!fds.is_empty() && fds.len() <= MAX_WAIT_FDS);
         let pending = if fds.len() == 64 {
             u64::MAX
@@ -52,6 +55,7 @@ impl InFlight {
             fds,
             pending,
             outcome: None,
+            since,
         }
     }
 
@@ -111,7 +115,10 @@ impl Worker {
                 .poll_fd(fd, interest, timeout, Op::wait(i).token(slot, generation));
         }
         conn.ops += wait.fds.len() as u32;
-        running.parked = Some(InFlight::new(wait.fds.iter().map(|&(fd, _)| fd).collect()));
+        running.parked = Some(InFlight::new(
+            wait.fds.iter().map(|&(fd, _)| fd).collect(),
+            self.now,
+        ));
     }
 
     /// Cancels every poll of the parked wait that has not reported; the response stays parked
@@ -144,6 +151,8 @@ impl Worker {
         let Some(outcome) = next.resume else {
             return; // the other polls of the wait have yet to report
         };
+        let parked = self.now.saturating_duration_since(wait.since);
+        self.parked_micros += parked.as_micros() as u64;
         running.parked = None;
         let flag = running.response.timeout_flag.get();
         match outcome {
@@ -163,7 +172,7 @@ mod tests {
 
     #[test]
     fn single_fd_resumes_at_once() {
-        let mut w = InFlight::new(vec![7]);
+        let mut w = InFlight::new(vec![7], Instant::now());
         let next = w.complete(0, libc::POLLIN as i32);
         assert_eq!(next.cancel, 0);
         assert_eq!(next.resume, Some(Outcome::Ready(7)));
@@ -171,13 +180,13 @@ mod tests {
 
     #[test]
     fn single_fd_timeout() {
-        let mut w = InFlight::new(vec![7]);
+        let mut w = InFlight::new(vec![7], Instant::now());
         assert_eq!(w.complete(0, -libc::ETIME).resume, Some(Outcome::TimedOut));
     }
 
     #[test]
     fn first_wins_others_are_cancelled_and_resume_waits_for_them() {
-        let mut w = InFlight::new(vec![3, 4, 5]);
+        let mut w = InFlight::new(vec![3, 4, 5], Instant::now());
         let next = w.complete(1, libc::POLLIN as i32);
         assert_eq!(indices(next.cancel).collect::<Vec<_>>(), vec![0, 2]);
         assert_eq!(next.resume, None);
@@ -196,7 +205,7 @@ mod tests {
 
     #[test]
     fn timeout_first_wins() {
-        let mut w = InFlight::new(vec![3, 4]);
+        let mut w = InFlight::new(vec![3, 4], Instant::now());
         let next = w.complete(0, -libc::ETIME);
         assert_eq!(next.cancel, 0b10);
         assert_eq!(
@@ -207,7 +216,7 @@ mod tests {
 
     #[test]
     fn all_cancelled_resumes_nothing() {
-        let mut w = InFlight::new(vec![3, 4]);
+        let mut w = InFlight::new(vec![3, 4], Instant::now());
         assert_eq!(w.complete(0, -libc::ECANCELED).resume, None);
         assert_eq!(
             w.complete(1, -libc::ECANCELED).resume,
@@ -217,7 +226,7 @@ mod tests {
 
     #[test]
     fn duplicate_and_foreign_reports_are_ignored() {
-        let mut w = InFlight::new(vec![3, 4]);
+        let mut w = InFlight::new(vec![3, 4], Instant::now());
         w.complete(0, libc::POLLIN as i32);
         assert_eq!(
             w.complete(0, libc::POLLIN as i32),
@@ -238,13 +247,13 @@ mod tests {
 
     #[test]
     fn an_error_counts_as_ready() {
-        let mut w = InFlight::new(vec![3]);
+        let mut w = InFlight::new(vec![3], Instant::now());
         assert_eq!(w.complete(0, -libc::EBADF).resume, Some(Outcome::Ready(3)));
     }
 
     #[test]
     fn sixty_four_fds() {
-        let mut w = InFlight::new((0..64).collect());
+        let mut w = InFlight::new((0..64).collect(), Instant::now());
         assert_eq!(w.pending(), u64::MAX);
         let next = w.complete(63, 1);
         assert_eq!(next.cancel.count_ones(), 63);

@@ -54,6 +54,8 @@ pub struct Settings {
     pub body_timeout: Option<Duration>,
     /// Stop (gracefully) after this many requests, so the master starts a fresh worker.
     pub max_requests: Option<u64>,
+    /// Stop (gracefully) once resident memory passes this many bytes (`--max-rss`).
+    pub max_rss: Option<u64>,
     /// Open connections beyond which the worker stops accepting (0: no limit).
     pub max_connections: usize,
     /// How long a graceful stop may take before the remaining connections are closed.
@@ -64,4 +66,8 @@ pub struct Settings {
     /// The access log's line (used when the access log is on).
     pub access_format: Format,
     pub websocket: crate::websocket::WsSettings,
+    /// `--forwarded-allow-ips`: peers whose `X-Forwarded-*` fields are believed.
+    pub forwarded: std::sync::Arc<crate::allow::AllowList>,
+    /// `--proxy-protocol`: the peers whose connections may start with a PROXY header.
+    pub proxy_protocol: Option<crate::allow::AllowList>,
 }

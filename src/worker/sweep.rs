@@ -18,6 +18,7 @@ impl Worker {
         }
         self.report_figures();
         self.check_stuck_threads();
+        self.check_memory();
         if self
             .master_pid
             .is_some_and(|pid| process::parent_pid() != pid)
@@ -67,10 +68,32 @@ impl Worker {
         cell.parked.store(parked as u64, Relaxed);
         cell.cpu_micros.store(process::cpu_time_micros(), Relaxed);
         cell.rss_bytes.store(process::resident_bytes(), Relaxed);
+        cell.parked_micros.store(self.parked_micros, Relaxed);
+        self.durations.publish(cell);
         if let Mode::Pool(pool) = &self.mode {
             cell.threads.store(pool.threads() as u64, Relaxed);
             cell.threads_busy.store(pool.busy() as u64, Relaxed);
             cell.queued.store(pool.queued() as u64, Relaxed);
+        }
+    }
+
+    /// `--max-rss`: a worker whose resident memory passed the limit stops gracefully (no new
+    /// connections, the others finish) and the master starts a fresh one.
+    fn check_memory(&mut self) {
+        let Some(limit) = self.settings.max_rss else {
+            return;
+        };
+        if self.draining.is_some() {
+            return;
+        }
+        let resident = process::resident_bytes();
+        if resident > limit {
+            self.log.warning(&format!(
+                "resident memory {} MiB is past --max-rss {} MiB; stopping for a fresh worker",
+                resident >> 20,
+                limit >> 20
+            ));
+            self.begin_drain("--max-rss");
         }
     }
 

@@ -8,12 +8,14 @@ use super::output::Output;
 use super::peer::{PeerCache, PeerStrings};
 use super::recycle::{Recycler, RequestObjects};
 use super::response::{Ctx, Response, Step};
+use crate::allow::AllowList;
 use crate::websocket::py::WebSocketRequest;
 use evserver_http::encode::Exchange;
 use evserver_http::{Head, Version};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A request as the connection read it.
 pub struct Request<'a> {
@@ -53,13 +55,21 @@ pub struct App {
     recycler: Recycler,
     peers: PeerCache,
     empty_input: Py<Input>,
+    /// `--forwarded-allow-ips`: whose `X-Forwarded-*` fields count.
+    forwarded: Arc<AllowList>,
 }
 
 impl App {
-    pub fn new(py: Python<'_>, app: Py<PyAny>, templates: Vec<Py<PyDict>>) -> PyResult<App> {
+    pub fn new(
+        py: Python<'_>,
+        app: Py<PyAny>,
+        templates: Vec<Py<PyDict>>,
+        forwarded: Arc<AllowList>,
+    ) -> PyResult<App> {
         Ok(App {
             app,
             templates,
+            forwarded,
             environ: EnvironBuilder::default(),
             recycler: Recycler::default(),
             peers: PeerCache::default(),
@@ -113,7 +123,9 @@ impl App {
             Some((body, length)) => (Py::new(py, Input::new(body))?, Some(length)),
             None => (self.empty_input.clone_ref(py), None),
         };
-        let (remote_addr, remote_port) = self.peers.strings(py, request.peer, request.peer_strings);
+        let (remote_addr, remote_port, trusted) =
+            self.peers
+                .strings(py, request.peer, &self.forwarded, request.peer_strings);
         let environ = self.templates[request.listener].bind(py).copy()?;
         environ.set_item(pyo3::intern!(py, "wsgi.input"), input)?;
         environ.set_item(pyo3::intern!(py, "x-wsgiorg.fdevent.timeout"), timeout_flag)?;
@@ -131,6 +143,7 @@ impl App {
                 remote_addr: &remote_addr,
                 remote_port: &remote_port,
                 body_length,
+                forwarded: trusted.then_some(&*self.forwarded),
             },
         )?;
         Ok(environ)

@@ -2,7 +2,9 @@
 //! constant keys, plus the request's own keys; `HTTP_*` key strings come from a table of
 //! common header names, or are cached by name.
 
+use super::forwarded;
 use super::latin1::str_from_latin1;
+use crate::allow::AllowList;
 use evserver_http::{percent::percent_decode, Head, Version};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -28,6 +30,9 @@ pub struct RequestParts<'a, 'py> {
     /// The body's length as the server read it (a chunked body's decoded length), for
     /// CONTENT_LENGTH; `None` when the request has no body.
     pub body_length: Option<u64>,
+    /// The peer is a proxy the server trusts: its `X-Forwarded-*` fields count, with the
+    /// allow list to walk `X-Forwarded-For`'s hops by.
+    pub forwarded: Option<&'a AllowList>,
 }
 
 enum Key {
@@ -250,9 +255,12 @@ impl EnvironBuilder {
         // CONTENT_LENGTH is the number the server parsed, never the field as sent
         // (`Content-Length: 5, 5` is 5); an explicit 0 is passed on.
         let mut zero_length_sent = false;
+        // Whether a trusted proxy sent any X-Forwarded-* field (read after this loop).
+        let mut forwarded_sent = false;
         for (name, value) in &head.headers {
             let name = name.of(buf);
             let value = value.of(buf);
+            forwarded_sent |= req.forwarded.is_some() && forwarded::is_forwarded_field(name);
             let key = match classify(name) {
                 Key::Skip => continue,
                 Key::ContentType => intern!(py, "CONTENT_TYPE").clone(),
@@ -288,6 +296,16 @@ impl EnvironBuilder {
         }
         if zero_length_sent {
             environ.set_item(intern!(py, "CONTENT_LENGTH"), intern!(py, "0"))?;
+        }
+        if let (Some(allow), true) = (req.forwarded, forwarded_sent) {
+            let said = forwarded::read(head, buf, allow);
+            if said.https == Some(true) {
+                environ.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+                environ.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
+            }
+            if let Some(client) = said.client {
+                environ.set_item(intern!(py, "REMOTE_ADDR"), client.to_string())?;
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod environ;
 pub mod fdevent;
 pub mod file_wrapper;
+pub mod forwarded;
 pub mod head;
 pub mod input;
 pub mod latin1;

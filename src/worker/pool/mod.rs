@@ -20,6 +20,7 @@
 pub mod job;
 mod thread;
 
+use crate::allow::AllowList;
 use crate::log::Log;
 use crate::worker::accesslog::Format;
 use evserver_platform::process;
@@ -88,6 +89,7 @@ pub struct ThreadSetup {
     pub templates: Vec<Py<PyDict>>,
     pub log: Log,
     pub format: Format,
+    pub forwarded: Arc<AllowList>,
 }
 
 impl Pool {
@@ -114,6 +116,7 @@ impl Pool {
                 templates: setup.templates.iter().map(|t| t.clone_ref(py)).collect(),
                 log: setup.log.clone_ref(py),
                 format: setup.format.clone(),
+                forwarded: setup.forwarded.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("evserver-{index}"))

@@ -42,7 +42,7 @@ enum Flushed {
 impl ThreadState {
     pub(super) fn new(py: Python<'_>, setup: ThreadSetup) -> PyResult<ThreadState> {
         Ok(ThreadState {
-            app: App::new(py, setup.app, setup.templates)?,
+            app: App::new(py, setup.app, setup.templates, setup.forwarded)?,
             waits: Waits::of_this_thread(),
             log: setup.log,
             format: setup.format,
