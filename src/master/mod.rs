@@ -8,6 +8,7 @@
 
 mod metrics;
 mod reload;
+mod signals;
 mod sockets;
 pub mod status;
 mod status_page;
