@@ -1,4 +1,5 @@
-"""A chat room: server-sent events with a long-poll fallback, on a broadcast channel.
+"""A chat room on a broadcast channel: a WebSocket where the browser can open one, server-sent
+events otherwise, and a long-poll fallback.
 
 One worker, messages in memory::
 
@@ -8,9 +9,10 @@ Several workers (or machines), messages through Redis::
 
     EVSERVER_CHAT_REDIS=redis://127.0.0.1:6379/0 evserver examples.chat -w 4
 
-The room (page, ``/chat/events``, ``/chat/poll``, ``/chat/say``) is :class:`evserver.chat.Chat`;
-this file chooses its channel and mounts it. Add ``?transport=poll`` to the page's URL to
-use long-poll instead of server-sent events.
+The room (page, ``/chat/ws``, ``/chat/events``, ``/chat/poll``, ``/chat/say``) is
+:class:`evserver.chat.Chat`; this file chooses its channel and mounts it. Add
+``?transport=sse`` or ``?transport=poll`` to the page's URL to use server-sent events or
+long-poll instead of the WebSocket.
 """
 
 import os

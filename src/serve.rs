@@ -338,6 +338,7 @@ impl Body {
             websocket: WsSettings {
                 max_message: usize::try_from(cli.websocket_max_message).unwrap_or(usize::MAX),
                 compression: cli.websocket_compression,
+                ping: (cli.websocket_ping > 0).then(|| Duration::from_secs(cli.websocket_ping)),
             },
             forwarded: std::sync::Arc::new(cli.forwarded_allow_ips.clone()),
             proxy_protocol: cli.proxy_protocol.then(|| cli.proxy_allow_from.clone()),

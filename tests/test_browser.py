@@ -1,6 +1,6 @@
 """The demo in a real browser (headless Chromium driven by selenium): two windows on the chat,
-one on server-sent events and one on the long-poll fallback; a message sent in either appears
-in the other; the clock ticks. With ``EVSERVER_SCREENSHOT_DIR`` set, saves the screenshots the
+one on a WebSocket and one on the long-poll fallback (then on server-sent events); a message
+sent in either appears in the other; the clock ticks. With ``EVSERVER_SCREENSHOT_DIR`` set, saves the screenshots the
 README shows."""
 
 from __future__ import annotations
@@ -76,35 +76,43 @@ def say(driver, text: str) -> None:
 
 
 def test_chat_between_two_windows_and_the_clock_ticks(demo, windows, backend):
-    sse_window, poll_window = windows
-    sse_window.get(demo.url("/"))
+    ws_window, poll_window = windows
+    ws_window.get(demo.url("/"))
     poll_window.get(demo.url("/?transport=poll"))
-    wait_for(sse_window, lambda d: "server-sent events" in chat_status(d), message="SSE live")
+    wait_for(ws_window, lambda d: "WebSocket" in chat_status(d), message="WebSocket live")
     wait_for(poll_window, lambda d: "long-poll" in chat_status(d), message="long-poll live")
 
-    first = f"Hello from the window on server-sent events ({backend} backend)"
-    say(sse_window, first)
+    first = f"Hello from the window on a WebSocket ({backend} backend)"
+    say(ws_window, first)
     wait_for(poll_window, lambda d: first in chat_texts(d), message="long-poll window got it")
-    wait_for(sse_window, lambda d: first in chat_texts(d), message="sender sees its own")
+    wait_for(ws_window, lambda d: first in chat_texts(d), message="sender sees its own")
 
     second = "Hi! This window listens by long-poll."
     say(poll_window, second)
-    wait_for(sse_window, lambda d: second in chat_texts(d), message="SSE window got it")
-    assert chat_texts(sse_window)[-2:] == [first, second]
+    wait_for(ws_window, lambda d: second in chat_texts(d), message="WebSocket window got it")
+    assert chat_texts(ws_window)[-2:] == [first, second]
+
+    # The third transport: server-sent events, replaying the room's history first.
+    poll_window.get(demo.url("/?transport=sse"))
+    wait_for(poll_window, lambda d: "server-sent events" in chat_status(d), message="SSE live")
+    wait_for(poll_window, lambda d: chat_texts(d)[-2:] == [first, second], message="history")
+    third = "And this one from the WebSocket again."
+    say(ws_window, third)
+    wait_for(poll_window, lambda d: third in chat_texts(d), message="SSE window got it")
 
     # The clock ticks: the time shown changes, and the tick counter grows.
-    clock = sse_window.find_element(By.ID, "time")
-    wait_for(sse_window, lambda d: clock.text.count(":") == 2, message="clock shows a time")
+    clock = ws_window.find_element(By.ID, "time")
+    wait_for(ws_window, lambda d: clock.text.count(":") == 2, message="clock shows a time")
     shown = clock.text
-    wait_for(sse_window, lambda d: clock.text != shown, timeout=5, message="clock ticks")
-    assert "ticks" in sse_window.find_element(By.ID, "status").text
+    wait_for(ws_window, lambda d: clock.text != shown, timeout=5, message="clock ticks")
+    assert "ticks" in ws_window.find_element(By.ID, "status").text
 
     out = os.environ.get("EVSERVER_SCREENSHOT_DIR")
     if out:
         say(poll_window, "Pushed to every open page the moment it is sent.")
-        wait_for(sse_window, lambda d: len(chat_texts(d)) >= 3)
+        wait_for(ws_window, lambda d: len(chat_texts(d)) >= 3)
         Path(out).mkdir(parents=True, exist_ok=True)
-        sse_window.save_screenshot(str(Path(out) / "demo.png"))
+        ws_window.save_screenshot(str(Path(out) / "demo.png"))
         poll_window.get(demo.url("/chat?transport=poll"))
         wait_for(poll_window, lambda d: len(chat_texts(d)) >= 3)
         poll_window.save_screenshot(str(Path(out) / "chat.png"))

@@ -87,3 +87,25 @@ def test_a_chunked_message_is_read_to_its_end(demo):
     assert resp.status == 200, resp
     polled = exchange(demo, request("GET", f"/chat/poll?last_id={resp.json()['id'] - 1}")).json()
     assert json.loads(polled["data"])["text"] == "in pieces"
+
+
+def test_the_room_over_a_websocket(demo):
+    from websockets.sync.client import connect
+
+    url = f"ws://{demo.address.netloc}/chat/ws"
+    with connect(url) as ws, connect(url) as other:
+        # Spoken over one WebSocket: both get it, framed as {"id", "event", "data"}.
+        ws.send(json.dumps({"name": "bob", "text": "over the socket"}))
+        for client in (ws, other):
+            message = json.loads(client.recv(timeout=10))
+            assert message["event"] == "say"
+            assert json.loads(message["data"])["text"] == "over the socket"
+        # Posted: the WebSockets get it too; refused input is dropped without a word.
+        ws.send("not json")
+        ws.send(json.dumps({"name": "bob", "text": "   "}))
+        mid = say(demo, b"name=ann&text=posted").json()["id"]
+        message = json.loads(other.recv(timeout=10))
+        assert (message["id"], json.loads(message["data"])["name"]) == (mid, "ann")
+    # A new WebSocket resumes from where it is told.
+    with connect(f"{url}?last_id={mid - 1}") as late:
+        assert json.loads(late.recv(timeout=10))["id"] == mid

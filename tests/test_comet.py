@@ -192,3 +192,43 @@ def test_head_of_a_stream_has_no_body(server):
     resp = exchange(server, request("HEAD", f"/sse?ch={new_channel()}"), method="HEAD")
     assert resp.status == 200
     assert json.dumps(resp.header("Cache-Control")) == '"no-cache"'
+
+
+# --- the channel over a WebSocket ---------------------------------------------------------------
+
+
+def ws_url(server, path: str) -> str:
+    return f"ws://{server.address.netloc}{path}"
+
+
+def test_a_channel_over_websockets_both_ways(server):
+    from websockets.sync.client import connect
+
+    ch = new_channel()
+    with connect(ws_url(server, f"/ws?ch={ch}")) as a, connect(ws_url(server, f"/ws?ch={ch}")) as b:
+        # Published by an ordinary request: both WebSockets get it, as JSON.
+        (first,) = publish(server, ch, "hello", event="greeting")
+        for ws in (a, b):
+            assert json.loads(ws.recv(timeout=10)) == {
+                "id": first, "event": "greeting", "data": "hello"
+            }  # fmt: skip
+        # Sent by one client: published on the channel, so both get it.
+        a.send("from a")
+        for ws in (a, b):
+            message = json.loads(ws.recv(timeout=10))
+            assert (message["id"], message["data"]) == (first + 1, "from a")
+
+
+def test_a_websocket_resumes_after_its_last_id(server):
+    from websockets.sync.client import connect
+
+    ch = new_channel()
+    ids = publish(server, ch, n=3)
+    with connect(ws_url(server, f"/ws?ch={ch}&last_id={ids[0]}")) as ws:
+        got = [json.loads(ws.recv(timeout=10))["id"] for _ in range(2)]
+    assert got == ids[1:]
+
+
+def test_the_websocket_endpoint_answers_400_to_a_plain_request(server):
+    resp = exchange(server, request("GET", f"/ws?ch={new_channel()}"))
+    assert resp.status == 400

@@ -62,7 +62,8 @@ def test_page_is_complete_html_without_external_resources():
     assert 'new EventSource("clock")' in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "no external resources"
     assert '<section class="card" id="chat" data-base="chat">' in page, "the chat beside it"
-    assert 'new EventSource(base + "/events?lastEventId=0")' in page
+    assert "new WebSocket(url.href)" in page
+    assert 'new EventSource(base + "/events?lastEventId=" + last)' in page
 
 
 def test_clock_stream_waits_with_fdevent_between_ticks():

@@ -191,3 +191,11 @@ def test_the_proxy_header_from_the_real_peer_feeds_x_forwarded_trust(serve):
         raw_prefix=b"PROXY TCP4 203.0.113.7 192.0.2.99 1 2\r\n",
     )
     assert seen["REMOTE_ADDR"] == "203.0.113.7"
+
+
+def test_the_access_log_shows_the_client_the_proxy_names(serve):
+    server = serve("deployapp", "--access-log", "-", "--proxy-protocol")
+    environ_of(server, [("X-Forwarded-For", "203.0.113.7")])
+    server.wait_for_output(r'^203\.0\.113\.7 - - \[.*\] "GET / HTTP/1.1" 200', stream="stdout")
+    environ_of(server, raw_prefix=b"PROXY TCP4 198.51.100.4 192.0.2.99 1 2\r\n")
+    server.wait_for_output(r"^198\.51\.100\.4 - - \[", stream="stdout")

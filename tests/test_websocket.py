@@ -238,13 +238,50 @@ def test_open_websockets_are_counted_on_the_status_page_and_in_the_metrics(serve
     wait_for(0)
 
 
-def test_a_graceful_stop_closes_open_websockets_with_1001(serve):
-    server = serve("wsapp")
+def test_a_graceful_stop_closes_open_websockets_with_1001_before_its_timeout(serve):
+    server = serve("wsapp", "--graceful-timeout", "3")
     with connect(url(server, "/echo")) as ws:
         ws.send("x")
         assert ws.recv(timeout=10) == "x"
         server.proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        # The conversation goes on through the graceful stop ...
+        ws.send("still")
+        assert ws.recv(timeout=10) == "still"
+        # ... and gets 1001 a second before the graceful timeout.
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
+        waited = time.monotonic() - stopped
     assert closed.value.rcvd.code == 1001
+    assert 1.5 <= waited <= 3.0, waited
     assert server.proc.wait(timeout=10) == 0
+
+
+def test_silent_websockets_are_pinged_and_closed_when_pongs_stop(serve):
+    server = serve("wsapp", "--websocket-ping", "1")
+    sock = raw_upgrade(server, "/echo")
+    started = time.monotonic()
+    assert read_frame(sock) == (0x9, b"evserver")  # a ping after a second of silence
+    assert time.monotonic() - started >= 0.9
+    sock.sendall(masked_frame(0xA, b"evserver"))  # answered: the WebSocket lives on
+    sock.sendall(masked_frame(0x1, b"still here"))
+    assert read_frame(sock) == (0x1, b"still here")
+    # Silent again: another ping; left unanswered, the server closes with 1011.
+    assert read_frame(sock) == (0x9, b"evserver")
+    opcode, payload = read_frame(sock)
+    assert opcode == 0x8
+    assert struct.unpack("!H", payload[:2])[0] == 1011
+    assert payload[2:] == b"keepalive ping timeout"
+    sock.sendall(masked_frame(0x8, payload[:2]))
+    sock.settimeout(5)
+    assert sock.recv(1) == b""
+    sock.close()
+
+
+def test_no_pings_with_websocket_ping_0(serve):
+    server = serve("wsapp", "--websocket-ping", "0")
+    sock = raw_upgrade(server, "/echo")
+    sock.settimeout(2.5)
+    with pytest.raises(TimeoutError):
+        sock.recv(1)
+    sock.close()

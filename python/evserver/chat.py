@@ -2,6 +2,8 @@
 
 Routes (under ``prefix``, ``/chat`` by default):
 
+- ``GET {prefix}/ws?last_id=N`` (a WebSocket upgrade, under evserver): each message as
+  JSON ``{"id", "event", "data"}``; the client sends ``{"name": ..., "text": ...}`` to speak;
 - ``GET {prefix}/events``: server-sent events, one ``say`` event per message (resumes with
   ``Last-Event-ID``; ``?lastEventId=0`` replays the history first);
 - ``GET {prefix}/poll?last_id=N``: the long-poll fallback, one message per response;
@@ -9,7 +11,9 @@ Routes (under ``prefix``, ``/chat`` by default):
 - ``GET {prefix}`` (and ``{prefix}/``): a page with the room alone.
 
 Each message's data is JSON: ``{"name": ..., "text": ..., "time": "HH:MM:SS"}``. The page
-uses ``EventSource``, or long-poll where there is none or with ``?transport=poll``.
+uses a WebSocket where it can (falling back to server-sent events when one cannot open),
+``EventSource`` with ``?transport=sse``, and long-poll with ``?transport=poll`` or where there
+is neither.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from evserver._responses import StartResponse, html, plain
-from evserver.comet import Channel, longpoll, sse
+from evserver.comet import Channel, Message, longpoll, sse, websocket
 
 __all__ = ["MAX_NAME", "MAX_TEXT", "SCRIPT", "STYLE", "WIDGET", "Chat", "room_channel"]
 
@@ -61,7 +65,7 @@ class Chat:
                     start_response, "405 Method Not Allowed", "use POST\n", [("Allow", "POST")]
                 )
             return self.say(environ, start_response)
-        if route not in ("", "/", "/events", "/poll"):
+        if route not in ("", "/", "/events", "/poll", "/ws"):
             return plain(start_response, "404 Not Found", f"not found: {path}\n")
         if method not in ("GET", "HEAD"):
             return plain(
@@ -71,6 +75,14 @@ class Chat:
             return sse.response(environ, start_response, self.channel, heartbeat=15, retry=2)
         if route == "/poll":
             return longpoll.response(environ, start_response, self.channel, timeout=25)
+        if route == "/ws":
+            return websocket.response(
+                environ,
+                start_response,
+                self.channel,
+                longpoll.last_id(environ),
+                on_message=self.say_from_websocket,
+            )
         return html(environ, start_response, page(environ.get("SCRIPT_NAME", "") + self.prefix))
 
     def say(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -87,20 +99,35 @@ class Chat:
         if length > MAX_BODY:
             return plain(start_response, "413 Content Too Large", "message too large\n")
         form = parse_qs(body.decode("utf-8", "replace"))
-        name = (form.get("name", [""])[0].strip() or "guest")[:MAX_NAME]
-        text = form.get("text", [""])[0].strip()
-        if not text:
-            return plain(start_response, "400 Bad Request", "empty message\n")
-        if len(text) > MAX_TEXT:
-            return plain(start_response, "400 Bad Request", f"at most {MAX_TEXT} characters\n")
-        now = datetime.datetime.now().astimezone()
-        data = json.dumps({"name": name, "text": text, "time": f"{now:%H:%M:%S}"})
-        message = self.channel.publish(data, event="say")
-        body = json.dumps({"id": message.id}).encode()
+        published = self.publish(form.get("name", [""])[0], form.get("text", [""])[0])
+        if isinstance(published, str):
+            return plain(start_response, "400 Bad Request", published + "\n")
+        body = json.dumps({"id": published.id}).encode()
         start_response(
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         return [body]
+
+    def say_from_websocket(self, raw: str | bytes) -> None:
+        """A WebSocket client spoke: ``{"name": ..., "text": ...}``; anything else is dropped."""
+        try:
+            said = json.loads(raw)
+        except ValueError:
+            return
+        if isinstance(said, dict):
+            self.publish(str(said.get("name", "")), str(said.get("text", "")))
+
+    def publish(self, name: str, text: str) -> Message | str:
+        """Publishes ``text`` from ``name``; the message, or why it was refused."""
+        name = (name.strip() or "guest")[:MAX_NAME]
+        text = text.strip()
+        if not text:
+            return "empty message"
+        if len(text) > MAX_TEXT:
+            return f"at most {MAX_TEXT} characters"
+        now = datetime.datetime.now().astimezone()
+        data = json.dumps({"name": name, "text": text, "time": f"{now:%H:%M:%S}"})
+        return self.channel.publish(data, event="say")
 
 
 #: The room's CSS (uses the demo page's colour variables, with fallbacks).
@@ -134,7 +161,8 @@ WIDGET = """
     </section>
 """
 
-#: The room's script: EventSource, or the long-poll loop (no EventSource, or ?transport=poll).
+#: The room's script: a WebSocket, EventSource (?transport=sse, or when the WebSocket cannot
+#: open), or the long-poll loop (no EventSource, or ?transport=poll).
 SCRIPT = """
 <script>
 (function () {
@@ -146,7 +174,9 @@ SCRIPT = """
   var dot = document.getElementById("chat-dot");
   var status = document.getElementById("chat-status");
   var last = 0;
-  var poll = !window.EventSource || /[?&]transport=poll\\b/.test(location.search);
+  var asked = /[?&]transport=(poll|sse)\\b/.exec(location.search);
+  var poll = !window.EventSource || (asked && asked[1] === "poll");
+  var socket = null;
   var transport = poll ? "long-poll" : "server-sent events";
   function show(state, text) { dot.className = "dot " + state; status.textContent = text; }
   function add(id, data) {
@@ -171,6 +201,11 @@ SCRIPT = """
     var text = form.elements.text.value.trim();
     if (!text) { return; }
     try { localStorage.setItem("evserver-chat-name", nameInput.value); } catch (e) {}
+    if (socket && socket.readyState === 1) {
+      socket.send(JSON.stringify({ name: nameInput.value, text: text }));
+      form.elements.text.value = "";
+      return;
+    }
     var body = new URLSearchParams({ name: nameInput.value, text: text });
     fetch(base + "/say", { method: "POST", body: body }).then(function (r) {
       if (r.ok) { form.elements.text.value = ""; } else { show("down", "not sent: " + r.status); }
@@ -190,10 +225,34 @@ SCRIPT = """
     loop();
     return;
   }
-  var source = new EventSource(base + "/events?lastEventId=0");
-  source.onopen = function () { show("live", "live (" + transport + ")"); };
-  source.addEventListener("say", function (event) { add(parseInt(event.lastEventId, 10), event.data); });
-  source.onerror = function () { show("down", "reconnecting\\u2026"); };
+  function followEvents() {
+    transport = "server-sent events";
+    var source = new EventSource(base + "/events?lastEventId=" + last);
+    source.onopen = function () { show("live", "live (" + transport + ")"); };
+    source.addEventListener("say", function (event) { add(parseInt(event.lastEventId, 10), event.data); });
+    source.onerror = function () { show("down", "reconnecting\\u2026"); };
+  }
+  // A WebSocket where the browser has one; server-sent events if it cannot open (a proxy in
+  // the way), or with ?transport=sse.
+  function followWebSocket() {
+    var url = new URL(base + "/ws?last_id=" + last, location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    var opened = false;
+    socket = new WebSocket(url.href);
+    socket.onopen = function () {
+      opened = true;
+      transport = "WebSocket";
+      show("live", "live (" + transport + ")");
+    };
+    socket.onmessage = function (event) { var m = JSON.parse(event.data); add(m.id, m.data); };
+    socket.onclose = function () {
+      socket = null;
+      if (!opened) { followEvents(); return; }
+      show("down", "reconnecting\\u2026");
+      setTimeout(followWebSocket, 2000);
+    };
+  }
+  if (window.WebSocket && !asked) { followWebSocket(); } else { followEvents(); }
 })();
 </script>
 """

@@ -243,6 +243,16 @@ pub struct Cli {
           env = "EVSERVER_WEBSOCKET_COMPRESSION", value_parser = parse_on_off)]
     pub websocket_compression: bool,
 
+    /// Seconds a WebSocket may stay silent before the server pings it; one that answers
+    /// nothing for as long again is closed (1011) and its conversation ends (0: never ping).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 20,
+        env = "EVSERVER_WEBSOCKET_PING"
+    )]
+    pub websocket_ping: u64,
+
     /// Largest request body accepted, in bytes (413 beyond).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, env = "EVSERVER_MAX_BODY")]
     pub max_body: u64,

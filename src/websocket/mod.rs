@@ -25,4 +25,7 @@ pub struct WsSettings {
     pub max_message: usize,
     /// permessage-deflate may be agreed to.
     pub compression: bool,
+    /// `--websocket-ping`: a WebSocket silent this long gets a ping, and is closed if still
+    /// silent as long again (`None`: never).
+    pub ping: Option<std::time::Duration>,
 }

@@ -6,6 +6,7 @@ use super::conn::{Conn, Running, State};
 use super::op::Op;
 use super::Worker;
 use crate::wsgi::app::{PrepareError, Request};
+use crate::wsgi::forwarded;
 use evserver_http::encode::{write_error_response, write_interim};
 use evserver_http::proxy::{self, ProxyHeader};
 use evserver_http::{BodyFraming, Event, HttpError};
@@ -29,6 +30,7 @@ impl Worker {
             let keep = c.result > 0
                 && !matches!(conn.state, State::Lingering | State::Closed | State::Done);
             if let (true, Some(ws)) = (keep, conn.ws.as_mut()) {
+                ws.heard(self.now);
                 ws.receive(self.driver.buffer(id, c.result as usize), &self.log);
                 self.ws_flush(slot, conn);
             } else if keep {
@@ -217,7 +219,9 @@ impl Worker {
         let access = self.log.access_enabled().then(|| {
             Box::new(super::accesslog::Record {
                 captured: self.settings.access_format.capture(head, head_bytes),
-                remote: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+                remote: forwarded::client_address(peer, head, head_bytes, &self.settings.forwarded)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default(),
                 started: self.now,
                 environ: None,
             })

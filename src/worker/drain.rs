@@ -16,6 +16,10 @@ use std::time::Duration;
 /// cross a request already on its way.
 pub(super) const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
+/// Open WebSockets stay through a graceful stop (their clients may finish what they do) and
+/// get their 1001 this long before the graceful timeout, so the closing handshake fits in it.
+const WEBSOCKET_CLOSE_AHEAD: Duration = Duration::from_secs(1);
+
 impl Worker {
     pub(super) fn on_signal_pipe(&mut self, c: Completion) {
         let Some(fd) = self.signal_fd else { return };
@@ -70,7 +74,8 @@ impl Worker {
                             .map_or(idle_deadline, |d| d.min(idle_deadline)),
                     );
                 }
-                State::App(running) if running.parked.is_some() => {
+                // A WebSocket conversation goes on until the graceful timeout nears.
+                State::App(running) if running.parked.is_some() && conn.ws.is_none() => {
                     self.cancel_wait(slot, &conn);
                     self.end_parked(slot, &mut conn);
                 }
@@ -109,10 +114,18 @@ impl Worker {
     }
 
     /// Ends the loop once a graceful stop is over: no connection left, or its time is up.
+    /// Shortly before that, WebSocket conversations still open are closed with 1001.
     pub(super) fn check_drained(&mut self) {
         let Some(since) = self.draining else {
             return;
         };
+        let timeout = self.settings.graceful_timeout;
+        if !self.websockets_closed
+            && self.now >= since + timeout.saturating_sub(WEBSOCKET_CLOSE_AHEAD)
+        {
+            self.websockets_closed = true;
+            self.close_websockets_for_stop();
+        }
         if self.open_connections == 0 {
             self.stop = true;
         } else if self.now >= since + self.settings.graceful_timeout {
@@ -122,6 +135,22 @@ impl Worker {
                 self.open_connections
             ));
             self.stop = true;
+        }
+    }
+
+    /// Ends every parked WebSocket conversation for the stop: each gets 1001 (going away).
+    fn close_websockets_for_stop(&mut self) {
+        for slot in 0..self.slots.len() {
+            let Some(mut conn) = self.slots.take_at(slot) else {
+                continue;
+            };
+            let slot = slot as u32;
+            let parked = matches!(&conn.state, State::App(r) if r.parked.is_some());
+            if conn.ws.is_some() && parked {
+                self.cancel_wait(slot, &conn);
+                self.end_parked(slot, &mut conn);
+            }
+            self.put_conn(slot, conn);
         }
     }
 

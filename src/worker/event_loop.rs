@@ -66,6 +66,8 @@ pub struct Worker {
     pub(super) accept_paused: bool,
     pub(super) open_connections: usize,
     pub(super) requests_served: u64,
+    /// The graceful stop closed the open WebSockets already.
+    pub(super) websockets_closed: bool,
     /// Durations of the requests served, from dispatch to the end of the response.
     pub(super) durations: crate::scoreboard::DurationHistogram,
     /// Microseconds requests spent parked in fdevent waits, in all.
@@ -172,6 +174,7 @@ impl Worker {
             accept_paused: false,
             open_connections: 0,
             requests_served: 0,
+            websockets_closed: false,
             durations: Default::default(),
             parked_micros: 0,
             scoreboard: None,

@@ -148,7 +148,7 @@ impl Worker {
                 conn.awaiting_sent = true;
                 self.start_send(slot, &mut conn);
             }
-            Handed::Park(wait) if self.draining.is_some() => {
+            Handed::Park(wait) if self.ends_parked_for_stop(&conn) => {
                 let _ = wait;
                 self.end_parked(slot, &mut conn);
             }

@@ -47,7 +47,7 @@ impl Worker {
                 conn.awaiting_sent = true;
                 self.start_send(slot, conn);
             }
-            Step::Park(_) if self.draining.is_some() => self.end_parked(slot, conn),
+            Step::Park(_) if self.ends_parked_for_stop(conn) => self.end_parked(slot, conn),
             Step::Park(wait) => {
                 self.start_send(slot, conn);
                 self.park(slot, conn, &wait);
@@ -64,6 +64,12 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// While the worker stops, a response that parks is ended instead, except a WebSocket
+    /// conversation until the stop closes the WebSockets (shortly before its timeout).
+    pub(super) fn ends_parked_for_stop(&self, conn: &Conn) -> bool {
+        self.draining.is_some() && (conn.ws.is_none() || self.websockets_closed)
     }
 
     /// A response ended on the loop (inline mode): log it and take back its objects, then

@@ -19,6 +19,7 @@ impl Worker {
         self.report_figures();
         self.check_stuck_threads();
         self.check_memory();
+        self.ws_keep_alive();
         if self
             .master_pid
             .is_some_and(|pid| process::parent_pid() != pid)

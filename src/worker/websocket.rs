@@ -15,6 +15,7 @@ use evserver_http::Version;
 use evserver_platform::{Completion, Interest};
 use evserver_ws::{handshake, CloseCode, Incoming, Reader};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A connection's WebSocket, as the loop keeps it.
 pub struct WsConn {
@@ -24,6 +25,10 @@ pub struct WsConn {
     pending: Vec<u8>,
     /// The peer closed or broke the protocol: nothing more is read.
     done_reading: bool,
+    /// When the peer last sent anything (`--websocket-ping` counts silence from here).
+    last_heard: Instant,
+    /// A keep-alive ping went out at this time and nothing came since.
+    ping_sent: Option<Instant>,
 }
 
 impl WsConn {
@@ -94,7 +99,65 @@ impl WsConn {
     }
 }
 
+/// Payload of the server's keep-alive pings.
+const KEEPALIVE_PING: &[u8] = b"evserver";
+
+impl WsConn {
+    /// The peer sent something at `now`: it is alive.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+        self.ping_sent = None;
+    }
+
+    /// `--websocket-ping`: pings a WebSocket silent for `interval`; fails one that stayed
+    /// silent for `interval` after its ping. Returns whether frames were queued.
+    fn keep_alive(&mut self, now: Instant, interval: Duration, log: &Log) -> bool {
+        if self.done_reading || self.shared.is_closed() {
+            return false;
+        }
+        match self.ping_sent {
+            Some(sent) if now.saturating_duration_since(sent) >= interval => {
+                log.debug("closing a WebSocket that stopped answering pings");
+                self.shared
+                    .answer_close(CloseCode::InternalError, "keepalive ping timeout");
+                self.shared.closed_by_peer(Closed {
+                    code: 1006,
+                    reason: "the peer stopped answering pings".into(),
+                });
+                self.done_reading = true;
+                true
+            }
+            None if now.saturating_duration_since(self.last_heard) >= interval => {
+                self.ping_sent = Some(now);
+                self.shared.ping(KEEPALIVE_PING).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Worker {
+    /// `--websocket-ping`, from the sweep: pings silent WebSockets, closes those whose pongs
+    /// stopped.
+    pub(super) fn ws_keep_alive(&mut self) {
+        let Some(interval) = self.settings.websocket.ping else {
+            return;
+        };
+        for slot in 0..self.slots.len() {
+            let Some(mut conn) = self.slots.take_at(slot) else {
+                continue;
+            };
+            let queued = conn
+                .ws
+                .as_mut()
+                .is_some_and(|ws| ws.keep_alive(self.now, interval, &self.log));
+            if queued {
+                self.ws_flush(slot as u32, &mut conn);
+            }
+            self.put_conn(slot as u32, conn);
+        }
+    }
+
     /// The WebSocket upgrade the current request asks for: `Ok(None)` for an ordinary request.
     /// A bad upgrade is answered (400, or 426 naming the version spoken) and gives `Err`.
     pub(super) fn ws_upgrade(
@@ -155,6 +218,8 @@ impl Worker {
                 shared: takeover.shared,
                 pending: conn.framer.switch_protocols(),
                 done_reading: false,
+                last_heard: self.now,
+                ping_sent: None,
             }));
             conn.deadline = None;
             if let Some(ws) = conn.ws.as_mut() {

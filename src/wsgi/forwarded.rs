@@ -53,6 +53,21 @@ pub fn read(head: &Head, buf: &[u8], allow: &AllowList) -> Forwarded {
     forwarded
 }
 
+/// The client's address as the access log shows it: `X-Forwarded-For`'s client when `peer`
+/// is a trusted proxy that sent one, else the peer's own (`None` for a unix-socket peer).
+pub fn client_address(
+    peer: Option<SocketAddr>,
+    head: &Head,
+    buf: &[u8],
+    allow: &AllowList,
+) -> Option<IpAddr> {
+    let ip = peer.map(|p| p.ip());
+    if !allow.allows(ip) {
+        return ip;
+    }
+    read(head, buf, allow).client.or(ip)
+}
+
 /// The rightmost hop not trusted itself (the leftmost if every hop is trusted); `None` when
 /// a hop on the way is not an address (nothing after a forged or broken entry is believed).
 fn client(hops: &[&[u8]], allow: &AllowList) -> Option<IpAddr> {

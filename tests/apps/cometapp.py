@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from evserver.comet import Channel, longpoll, multipart, sse
+from evserver.comet import Channel, longpoll, multipart, sse, websocket
 from recorder import query, record, respond_json, with_common_routes
 
 CHANNELS: dict[str, Channel] = {}
@@ -149,6 +149,14 @@ def select_errors(environ, start_response):
     yield json.dumps(errors).encode()
 
 
+def websocket_follow(environ, start_response):
+    """The channel over a WebSocket: what the client sends is published on it."""
+    q = query(environ)
+    ch = channel(q["ch"])
+    last = int(q["last_id"]) if "last_id" in q else None
+    return websocket.response(environ, start_response, ch, last, on_message=ch.publish)
+
+
 def _recorded(key, body):
     """Records ``closed`` under ``key`` when the body ends (GeneratorExit included)."""
     try:
@@ -167,6 +175,7 @@ ROUTES = {
     "/select": select_two,
     "/select-mixed": select_mixed,
     "/select-errors": select_errors,
+    "/ws": websocket_follow,
 }
 
 

@@ -7,12 +7,13 @@ machines.
 - :mod:`evserver.comet.sse`, :mod:`~evserver.comet.longpoll`,
   :mod:`~evserver.comet.multipart`: the three ways to push, as WSGI responses or as bodies for
   Django's ``StreamingHttpResponse`` and Flask's ``Response``.
+- :mod:`evserver.comet.websocket`: a channel over a WebSocket, both ways (under evserver).
 - :class:`Waiter`: waits on one fd or several (evserver's ``x-evserver.fdevent.select``) from a
   response generator, and falls back to blocking ``select`` on servers without fdevent.
 - :mod:`evserver.comet.redis`: ``RedisHub``, channels shared by every worker and machine.
 """
 
-from evserver.comet import longpoll, multipart, sse
+from evserver.comet import longpoll, multipart, sse, websocket
 from evserver.comet._wait import READY, SELECT, Waiter
 from evserver.comet.channel import HEARTBEAT, Channel, Message, Subscription
 
@@ -27,4 +28,5 @@ __all__ = [
     "longpoll",
     "multipart",
     "sse",
+    "websocket",
 ]
