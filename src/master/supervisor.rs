@@ -365,18 +365,15 @@ impl<'py, B: WorkerBody> Master<'py, B> {
     fn announce(&mut self) {
         self.announced = true;
         let workers = self.children.len();
+        let addresses = self.sockets.display().join(", ");
+        let plural = if workers == 1 { "" } else { "s" };
         self.tell_service_manager(&format!(
-            "READY=1\nSTATUS=serving on {} with {workers} worker{}\nMAINPID={}",
-            self.sockets.display().join(", "),
-            if workers == 1 { "" } else { "s" },
+            "READY=1\nSTATUS=serving on {addresses} with {workers} worker{plural}\nMAINPID={}",
             self.master_pid
         ));
         eprintln!(
-            "evserver: ready on {} (backend {}, {workers} worker{}, pid {})",
-            self.sockets.display().join(", "),
-            self.settings.backend,
-            if workers == 1 { "" } else { "s" },
-            self.master_pid
+            "evserver: ready on {addresses} (backend {}, {workers} worker{plural}, pid {})",
+            self.settings.backend, self.master_pid
         );
         flush_python_streams(self.py);
     }

@@ -208,7 +208,7 @@ impl Worker {
             .store(backend, std::sync::atomic::Ordering::Relaxed);
         self.scoreboard = Some(cell);
         // A first beat now: loading the application may have taken longer than --timeout.
-        self.report_figures();
+        self.report_figures(evserver_platform::process::resident_bytes());
     }
 
     /// Runs until a signal handler raises (SIGINT, SIGTERM) or the application asks to stop.

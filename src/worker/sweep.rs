@@ -16,10 +16,11 @@ impl Worker {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
-        self.report_figures();
+        // Read once for both the status page and --max-rss.
+        let resident = process::resident_bytes();
+        self.report_figures(resident);
         self.check_stuck_threads();
-        self.check_memory();
-        self.ws_keep_alive();
+        self.check_memory(resident);
         if self
             .master_pid
             .is_some_and(|pid| process::parent_pid() != pid)
@@ -34,6 +35,10 @@ impl Worker {
             let slot = slot as u32;
             let expired = conn.deadline.is_some_and(|d| d <= now)
                 && matches!(conn.state, State::Reading | State::Lingering);
+            // --websocket-ping, in this same pass over the connections.
+            if let Some(interval) = self.settings.websocket.ping {
+                self.ws_keep_alive(slot, &mut conn, interval);
+            }
             if expired {
                 conn.deadline = None;
                 if matches!(conn.state, State::Reading) && !conn.framer.is_idle() {
@@ -54,7 +59,7 @@ impl Worker {
     /// Writes the heartbeat and the figures into the scoreboard. Called from the sweep, which
     /// runs every half second while the loop turns: the master's `--timeout` (whole seconds)
     /// needs no finer beat, so the loop's hot path reads no extra clock for it.
-    pub(super) fn report_figures(&self) {
+    pub(super) fn report_figures(&self, resident: u64) {
         let Some(cell) = &self.scoreboard else {
             return;
         };
@@ -68,7 +73,7 @@ impl Worker {
             .store(self.open_connections as u64, Relaxed);
         cell.parked.store(parked as u64, Relaxed);
         cell.cpu_micros.store(process::cpu_time_micros(), Relaxed);
-        cell.rss_bytes.store(process::resident_bytes(), Relaxed);
+        cell.rss_bytes.store(resident, Relaxed);
         cell.parked_micros.store(self.parked_micros, Relaxed);
         self.durations.publish(cell);
         if let Mode::Pool(pool) = &self.mode {
@@ -80,14 +85,13 @@ impl Worker {
 
     /// `--max-rss`: a worker whose resident memory passed the limit stops gracefully (no new
     /// connections, the others finish) and the master starts a fresh one.
-    fn check_memory(&mut self) {
+    fn check_memory(&mut self, resident: u64) {
         let Some(limit) = self.settings.max_rss else {
             return;
         };
         if self.draining.is_some() {
             return;
         }
-        let resident = process::resident_bytes();
         if resident > limit {
             self.log.warning(&format!(
                 "resident memory {} MiB is past --max-rss {} MiB; stopping for a fresh worker",

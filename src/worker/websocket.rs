@@ -137,24 +137,15 @@ impl WsConn {
 }
 
 impl Worker {
-    /// `--websocket-ping`, from the sweep: pings silent WebSockets, closes those whose pongs
-    /// stopped.
-    pub(super) fn ws_keep_alive(&mut self) {
-        let Some(interval) = self.settings.websocket.ping else {
-            return;
-        };
-        for slot in 0..self.slots.len() {
-            let Some(mut conn) = self.slots.take_at(slot) else {
-                continue;
-            };
-            let queued = conn
-                .ws
-                .as_mut()
-                .is_some_and(|ws| ws.keep_alive(self.now, interval, &self.log));
-            if queued {
-                self.ws_flush(slot as u32, &mut conn);
-            }
-            self.put_conn(slot as u32, conn);
+    /// `--websocket-ping`, from the sweep's pass over the connections: pings `conn`'s
+    /// WebSocket if it is silent, closes it if its pongs stopped.
+    pub(super) fn ws_keep_alive(&mut self, slot: u32, conn: &mut Conn, interval: Duration) {
+        let queued = conn
+            .ws
+            .as_mut()
+            .is_some_and(|ws| ws.keep_alive(self.now, interval, &self.log));
+        if queued {
+            self.ws_flush(slot, conn);
         }
     }
 
