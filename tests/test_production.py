@@ -9,6 +9,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -276,6 +277,25 @@ def test_sighup_under_load_fails_no_request(serve) -> None:
     after = {w["pid"] for w in status_json(server)["workers"]}
     assert len(after) == 2 and not after & first
     assert len(load.pids) >= 4  # both generations answered
+
+
+def test_a_lone_connection_right_after_a_reload_is_served(serve, tmp_path: Path) -> None:
+    # The old workers' accepts end while the new workers wait on the same socket; a client
+    # arriving just then (alone: no later arrival wakes anyone) must still be served. The
+    # master's READY=1 on NOTIFY_SOCKET marks the moment the old workers are told to stop.
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(20)
+    server = serve("prodapp", "-w", "2", env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    assert notify.recv(4096).startswith(b"READY=1")
+    for round in range(1, 21):
+        server.proc.send_signal(signal.SIGHUP)
+        assert notify.recv(4096).startswith(b"RELOADING=1")
+        assert notify.recv(4096) == b"READY=1"
+        with server.connect(timeout=5) as conn:
+            conn.send(request("GET", "/pid", host=server.address.netloc))
+            assert conn.response().status == 200, f"after reload {round}"
+    notify.close()
 
 
 def test_sigttin_and_sigttou_add_and_remove_workers(serve) -> None:

@@ -44,6 +44,80 @@ pub(crate) fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> 
     }
 }
 
+/// Accepts one waiting connection as a non-blocking, close-on-exec socket, without blocking
+/// (`ErrorKind::WouldBlock` when none waits; the listener must be non-blocking).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn accept_now(listener: RawFd) -> io::Result<RawFd> {
+    retry_eintr(|| {
+        // SAFETY: null address pointers are allowed (the peer address is not wanted); an
+        // invalid fd gives EBADF.
+        unsafe {
+            libc::accept4(
+                listener,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            ) as isize
+        }
+    })
+    .map(|fd| fd as RawFd)
+}
+
+/// Accepts one waiting connection as a non-blocking, close-on-exec socket that raises no
+/// SIGPIPE, without blocking (`ErrorKind::WouldBlock` when none waits).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn accept_now(listener: RawFd) -> io::Result<RawFd> {
+    let fd = retry_eintr(|| {
+        // SAFETY: null address pointers are allowed (the peer address is not wanted); an
+        // invalid fd gives EBADF.
+        unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) as isize }
+    })? as RawFd;
+    if let Err(err) = configure_accepted(fd) {
+        close(fd);
+        return Err(err);
+    }
+    Ok(fd)
+}
+
+/// Makes a socket accepted on macOS what accept4 gives on Linux, and mutes its SIGPIPE.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn configure_accepted(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is the socket just accepted, which the caller owns; `one` outlives the
+    // setsockopt call and its size is passed with it.
+    let ok = unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) >= 0
+            && libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) >= 0
+    };
+    if !ok {
+        return Err(io::Error::last_os_error());
+    }
+    set_nonblocking(fd)
+}
+
+/// Puts `fd` in non-blocking mode (accepting must never block the loop).
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL take and return plain ints; an invalid fd gives EBADF.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & libc::O_NONBLOCK == 0
+            && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Shuts down the writing half of a socket (sends FIN once queued data is out).
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     // SAFETY: shutdown takes a plain fd and flag; an invalid fd gives EBADF, not UB.

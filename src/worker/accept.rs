@@ -30,6 +30,13 @@ impl Worker {
         if !c.more {
             self.listeners[index].armed = false;
         }
+        if c.result >= 0 {
+            self.adopt_connection(index, c.result);
+        }
+        if !c.more && self.draining.is_some() {
+            self.take_backlog_and_close(index);
+            return;
+        }
         if c.result < 0 {
             let errno = -c.result;
             if errno != libc::ECANCELED {
@@ -41,7 +48,16 @@ impl Worker {
             // Re-armed by the next sweep, so a persistent error (EMFILE) cannot spin.
             return;
         }
-        let fd = c.result;
+        let limit = self.settings.max_connections;
+        if limit > 0 && self.open_connections >= limit && !self.accept_paused {
+            self.pause_accepting();
+        } else if !c.more {
+            self.arm_accept(index);
+        }
+    }
+
+    /// Takes connection `fd`, accepted on listener `index`, and waits for its request.
+    fn adopt_connection(&mut self, index: usize, fd: i32) {
         let (slot, generation) = self.slots.allocate();
         let framer = Framer::new(self.settings.limits.clone(), MAX_CHUNK_METADATA);
         let body = BodySink::new(self.settings.spill_body);
@@ -59,11 +75,28 @@ impl Worker {
         }
         self.arm_recv(slot, &mut conn);
         self.slots.put(slot, conn);
-        let limit = self.settings.max_connections;
-        if limit > 0 && self.open_connections >= limit && !self.accept_paused {
-            self.pause_accepting();
-        } else if !c.more {
-            self.arm_accept(index);
+    }
+
+    /// The stop's last word on listener `index`, once its accept has ended: the connections
+    /// already waiting in its backlog are taken (a client the kernel announced to this
+    /// worker's accept alone, as it was cancelled, would otherwise wait there unseen by the
+    /// other workers), then this worker's copy of the listener is closed.
+    fn take_backlog_and_close(&mut self, index: usize) {
+        let fd = self.listeners[index].fd;
+        if fd >= 0 {
+            // accept_now retries EINTR; any error (WouldBlock: the backlog is empty) ends it.
+            while let Ok(conn) = evserver_platform::sys::accept_now(fd) {
+                self.adopt_connection(index, conn);
+            }
+        }
+        self.close_listener(index);
+    }
+
+    pub(super) fn close_listener(&mut self, index: usize) {
+        let l = &mut self.listeners[index];
+        if l.fd >= 0 {
+            self.driver.close(l.fd);
+            l.fd = -1;
         }
     }
 

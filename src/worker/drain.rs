@@ -54,11 +54,11 @@ impl Worker {
         }
         self.cancel_accepts();
         // This worker's copies of the listeners: the master keeps its own (a successor
-        // accepts from them); if the master is gone, this frees the port at once.
-        for l in &mut self.listeners {
-            if l.fd >= 0 {
-                self.driver.close(l.fd);
-                l.fd = -1;
+        // accepts from them); if the master is gone, this frees the port at once. One whose
+        // accept is still armed is closed when its cancellation completes (`on_accept`).
+        for i in 0..self.listeners.len() {
+            if !self.listeners[i].armed {
+                self.close_listener(i);
             }
         }
         let idle_deadline = self.now + DRAIN_IDLE;
@@ -126,7 +126,8 @@ impl Worker {
             self.websockets_closed = true;
             self.close_websockets_for_stop();
         }
-        if self.open_connections == 0 {
+        let accepting = self.listeners.iter().any(|l| l.fd >= 0);
+        if self.open_connections == 0 && !accepting {
             self.stop = true;
         } else if self.now >= since + self.settings.graceful_timeout {
             self.log.warning(&format!(

@@ -111,7 +111,7 @@ impl Poll {
             self.ops[idx].generation,
         );
         for _ in 0..ACCEPT_BURST {
-            match io::accept(fd) {
+            match crate::sys::accept_now(fd) {
                 Ok(conn) => self.completions.push(Completion {
                     token,
                     result: conn,

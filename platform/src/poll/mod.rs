@@ -290,7 +290,7 @@ impl Poll {
         }
         match op.kind {
             Kind::Accept => {
-                if let Err(e) = io::set_nonblocking(fd) {
+                if let Err(e) = crate::sys::set_nonblocking(fd) {
                     return self.finish(idx, io::neg_errno(&e));
                 }
                 if self.attach_and_register(idx, READ) {
