@@ -337,6 +337,7 @@ impl Body {
             access_format: self.access_format.clone(),
             websocket: WsSettings {
                 max_message: usize::try_from(cli.websocket_max_message).unwrap_or(usize::MAX),
+                max_queue: usize::try_from(cli.websocket_max_queue).unwrap_or(usize::MAX),
                 compression: cli.websocket_compression,
                 ping: (cli.websocket_ping > 0).then(|| Duration::from_secs(cli.websocket_ping)),
             },

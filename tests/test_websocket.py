@@ -87,9 +87,14 @@ def read_frame(sock: socket.socket) -> tuple[int, bytes]:
     return b0 & 0x0F, exactly(n)
 
 
-def raw_upgrade(server: Server, path: str) -> socket.socket:
-    sock = server.address.connect()
+def raw_upgrade(server: Server, path: str, receive_buffer: int | None = None) -> socket.socket:
+    """A raw WebSocket on ``path``; ``receive_buffer``: the client's SO_RCVBUF (a small one
+    makes a slow reader, whose kernel takes little before the server must hold the rest)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.settimeout(10)
+    sock.connect((server.host, server.port))
     sock.sendall(upgrade_request(path))
     head = b""
     while b"\r\n\r\n" not in head:
@@ -255,6 +260,61 @@ def test_a_graceful_stop_closes_open_websockets_with_1001_before_its_timeout(ser
     assert closed.value.rcvd.code == 1001
     assert 1.5 <= waited <= 3.0, waited
     assert server.proc.wait(timeout=10) == 0
+
+
+def test_a_conversation_sending_to_a_slow_reader_waits_for_the_socket_to_drain(server):
+    key = uuid.uuid4().hex
+    n, size = 512, 65536  # 32 MiB in all
+    sock = raw_upgrade(server, f"/flood?n={n}&size={size}&key={key}", 32 * 1024)
+
+    def flooded() -> tuple[int, int]:
+        text = exchange(server, request("GET", f"/flooded?key={key}")).body.decode()
+        sent, peak = text.split() if text else (0, 0)
+        return int(sent), int(peak)
+
+    deadline = time.monotonic() + 10
+    while flooded()[0] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(1.0)  # the client reads nothing meanwhile
+    sent, peak = flooded()
+    # Only what the kernel's buffers took, plus the high-water mark, went out; the rest waits
+    # in the application (without backpressure all 512 were queued at once).
+    assert sent < n // 2, sent
+    assert peak <= 1 << 20, peak
+    # Nothing is lost: the client now reads every message, in order.
+    for i in range(n):
+        opcode, payload = read_frame(sock)
+        assert opcode == 0x2 and len(payload) == size, (i, opcode, len(payload))
+        assert payload[0] == payload[-1] == i % 256, i
+    assert flooded()[0] == n
+    sock.close()
+
+
+def test_a_client_that_stops_reading_is_dropped_past_the_queue_limit(serve):
+    server = serve("wsapp", "--websocket-max-queue", "65536")
+    slow = raw_upgrade(server, "/listen", 32 * 1024)
+    assert read_frame(slow) == (0x1, b"listening")
+    with connect(url(server, "/listen")) as healthy:
+        assert healthy.recv(timeout=10) == "listening"
+        failed = 0
+        for _ in range(200):  # 256 KiB a time; the kernel's buffers take a few MiB at most
+            sent, failed = map(
+                int, exchange(server, request("GET", "/broadcast?size=262144")).body.split()
+            )
+            healthy.recv(timeout=10)
+            if failed:
+                break
+        assert failed == 1 and sent == 1
+        # The healthy client goes on; the slow one's connection was dropped.
+        healthy.send("still here")
+        assert healthy.recv(timeout=10) == "still here"
+    server.wait_for_output(r"dropping a WebSocket client that stopped reading")
+    slow.settimeout(10)
+    with pytest.raises((ConnectionResetError, AssertionError)):
+        while True:
+            read_frame(slow)  # what the kernel still held, then the end
+    slow.close()
 
 
 def test_silent_websockets_are_pinged_and_closed_when_pongs_stop(serve):

@@ -124,6 +124,12 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     cvt(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
 }
 
+/// Shuts a socket down both ways: a pending receive sees end of file, a send fails.
+pub fn shutdown_both(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown takes a plain fd and flag; an invalid fd gives EBADF, not UB.
+    cvt(unsafe { libc::shutdown(fd, libc::SHUT_RDWR) }).map(|_| ())
+}
+
 /// Closes `fd`, ignoring errors (there is nothing useful to do about them).
 pub fn close(fd: RawFd) {
     // SAFETY: closing a plain fd number; the caller owns it.

@@ -238,6 +238,13 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(125..=(1 << 40)))]
     pub websocket_max_message: u64,
 
+    /// Bytes that may wait for a WebSocket client that does not read; a send past it ends
+    /// that WebSocket (its conversation sees ConnectionClosed) and drops the connection.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20,
+          env = "EVSERVER_WEBSOCKET_MAX_QUEUE",
+          value_parser = clap::value_parser!(u64).range(65536..=(1 << 40)))]
+    pub websocket_max_queue: u64,
+
     /// permessage-deflate for WebSockets (RFC 7692), agreed to when the client offers it.
     #[arg(long, value_name = "on|off", default_value = "on",
           env = "EVSERVER_WEBSOCKET_COMPRESSION", value_parser = parse_on_off)]

@@ -23,6 +23,8 @@ pub mod shared;
 pub struct WsSettings {
     /// The largest message taken, in bytes (a larger one closes with 1009).
     pub max_message: usize,
+    /// `--websocket-max-queue`: bytes that may wait for a client before a send fails it.
+    pub max_queue: usize,
     /// permessage-deflate may be agreed to.
     pub compression: bool,
     /// `--websocket-ping`: a WebSocket silent this long gets a ping, and is closed if still

@@ -103,7 +103,12 @@ impl WebSocketRequest {
             ));
         }
         let deflate = self.upgrade.deflate.as_ref().map(|(config, _)| *config);
-        let shared = Arc::new(WsShared::new(self.hub.clone(), self.id, deflate.as_ref())?);
+        let shared = Arc::new(WsShared::new(
+            self.hub.clone(),
+            self.id,
+            deflate.as_ref(),
+            self.settings.max_queue,
+        )?);
         let mut all: Vec<(String, String)> = self
             .upgrade
             .response_headers(subprotocol.as_deref())
@@ -211,6 +216,12 @@ impl WebSocket {
     #[getter]
     fn closed(&self) -> bool {
         self.shared.is_closed()
+    }
+
+    /// Bytes sent that the client has not taken yet (the browser's `bufferedAmount`).
+    #[getter]
+    fn buffered_amount(&self) -> usize {
+        self.shared.buffered()
     }
 
     /// The subprotocol accepted, if any.

@@ -7,6 +7,7 @@ use evserver_platform::notify::Notifier;
 use evserver_ws::frame::OpCode;
 use evserver_ws::{CloseCode, DeflateConfig, Writer};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A received data message.
@@ -43,6 +44,14 @@ pub struct WsShared {
     inbox_flag: Notifier,
     hub: Arc<Hub>,
     id: ConnId,
+    /// Bytes in the connection's send queue, not yet taken by the kernel: written by the loop
+    /// after each send, read by senders (a slightly stale figure only moves the limit a
+    /// little).
+    socket_backlog: AtomicUsize,
+    /// `--websocket-max-queue`: a send finding more than this waiting fails the WebSocket.
+    max_queue: usize,
+    /// A send found the client this far behind: the loop drops the connection.
+    overflowed: AtomicBool,
 }
 
 /// Why a frame could not be queued.
@@ -53,6 +62,7 @@ impl WsShared {
         hub: Arc<Hub>,
         id: ConnId,
         deflate: Option<&DeflateConfig>,
+        max_queue: usize,
     ) -> std::io::Result<WsShared> {
         Ok(WsShared {
             inner: Mutex::new(Inner {
@@ -66,6 +76,9 @@ impl WsShared {
             inbox_flag: Notifier::new()?,
             hub,
             id,
+            socket_backlog: AtomicUsize::new(0),
+            max_queue,
+            overflowed: AtomicBool::new(false),
         })
     }
 
@@ -103,8 +116,41 @@ impl WsShared {
                 reason: "the server closed this WebSocket".into(),
             }));
         }
+        let backlog = inner.outbox.len() + self.socket_backlog.load(Ordering::Relaxed);
+        if backlog > self.max_queue {
+            return Err(SendError(self.overflow(&mut inner, backlog)));
+        }
         self.queue(&mut inner, |w, out| w.message(out, text, data));
         Ok(())
+    }
+
+    /// The client stopped reading: `backlog` bytes wait for it, past `--websocket-max-queue`.
+    /// Its WebSocket ends (what waits is dropped, the conversation wakes and its next
+    /// `receive` raises) and the loop drops the connection; bounded memory over a client that
+    /// would never catch up.
+    #[cold]
+    fn overflow(&self, inner: &mut Inner, backlog: usize) -> Closed {
+        let closed = Closed {
+            code: 1006,
+            reason: format!(
+                "the client is not reading: {backlog} bytes wait for it (--websocket-max-queue)"
+            ),
+        };
+        inner.closed = Some(closed.clone());
+        inner.outbox = Vec::new();
+        self.overflowed.store(true, Ordering::Relaxed);
+        self.inbox_flag.raise();
+        if !inner.marked {
+            inner.marked = true;
+            self.hub.mark(self.id);
+        }
+        closed
+    }
+
+    /// Bytes sent to this WebSocket that the client has not taken yet: in the outbox and in
+    /// the connection's send queue.
+    pub fn buffered(&self) -> usize {
+        self.lock().outbox.len() + self.socket_backlog.load(Ordering::Relaxed)
     }
 
     /// Queues a ping.
@@ -205,6 +251,16 @@ impl WsShared {
         let mut inner = self.lock();
         inner.marked = false;
         out.append(&mut inner.outbox);
+    }
+
+    /// The loop's send queue for this connection holds `unsent` bytes.
+    pub fn note_socket_backlog(&self, unsent: usize) {
+        self.socket_backlog.store(unsent, Ordering::Relaxed);
+    }
+
+    /// A send found the client past `--websocket-max-queue`: drop the connection.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
     }
 
     /// Whether the server's close frame was queued.

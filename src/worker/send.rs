@@ -41,6 +41,9 @@ impl Worker {
             return;
         }
         self.start_send(slot, conn);
+        if let Some(ws) = &conn.ws {
+            ws.note_socket_backlog(conn.out.unsent());
+        }
         match conn.state {
             State::App(_) => {
                 self.drive(slot, conn);

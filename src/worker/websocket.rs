@@ -32,6 +32,12 @@ pub struct WsConn {
 }
 
 impl WsConn {
+    /// The loop's send queue holds `unsent` bytes for this WebSocket (what senders count
+    /// against `--websocket-max-queue`).
+    pub fn note_socket_backlog(&self, unsent: usize) {
+        self.shared.note_socket_backlog(unsent);
+    }
+
     /// The connection ends: the application's next `receive`/`send` raises, and a wait on the
     /// WebSocket wakes.
     pub fn connection_lost(&self) {
@@ -229,9 +235,28 @@ impl Worker {
         if !matches!(conn.state, State::App(_)) {
             return;
         }
+        if ws.shared.overflowed() {
+            return self.drop_overflowed(conn);
+        }
         let shared = ws.shared.clone();
         conn.out.write_with(|buf| shared.take_outbox(buf));
         self.start_send(slot, conn);
+        shared.note_socket_backlog(conn.out.unsent());
+    }
+
+    /// A client past `--websocket-max-queue`: its connection is shut down, and what is in
+    /// flight on it ends through the usual paths (the receive sees end of file, a send
+    /// fails), which close it.
+    #[cold]
+    fn drop_overflowed(&mut self, conn: &mut Conn) {
+        if !conn.eof {
+            self.log.warning(&format!(
+                "dropping a WebSocket client that stopped reading ({} bytes waiting for it)",
+                conn.out.unsent()
+            ));
+            conn.eof = true;
+            let _ = evserver_platform::sys::shutdown_both(conn.fd);
+        }
     }
 
     /// The hub's wake fd is readable: flushes every WebSocket with frames waiting.

@@ -10,6 +10,11 @@
 - ``/plain``: a plain answer saying whether ``evserver.websocket`` was in the environ.
 - ``/closed?key=K``: accepts and echoes; records how the conversation ended under K.
 - ``/ended?key=K`` (plain HTTP): what ``/closed`` recorded.
+- ``/flood?n=N&size=S&key=K``: accepts, then sends N binary messages of S bytes (message i
+  filled with byte i % 256), yielding a short wait after each; records under K how many it
+  sent and the largest ``buffered_amount`` it saw (``/flooded?key=K`` tells).
+- ``/broadcast?size=S``: as ``?m=`` but S bytes of ``x``; answers ``sent failed``, failed
+  being the listeners whose ``send`` raised ``ConnectionClosed``.
 """
 
 import threading
@@ -20,6 +25,7 @@ from evserver.websocket import ConnectionClosed
 LOCK = threading.Lock()
 LISTENERS = []
 ENDINGS = {}
+FLOODS = {}
 
 
 def query(environ, name, default=""):
@@ -60,6 +66,16 @@ def closed(environ, ws, key):
         raise
 
 
+def flood(environ, ws, n, size, key):
+    peak = 0
+    for i in range(n):
+        ws.send(bytes([i % 256]) * size)
+        peak = max(peak, ws.buffered_amount)
+        with LOCK:
+            FLOODS[key] = f"{i + 1} {peak}"
+        yield environ["x-wsgiorg.fdevent.readable"](ws, 0.001)
+
+
 def end(ws):
     ws.send("bye")
     yield b""
@@ -79,9 +95,20 @@ def application(environ, start_response):
     if path == "/broadcast":
         with LOCK:
             targets = list(LISTENERS)
+        size = int(query(environ, "size", "0"))
+        message = "x" * size if size else query(environ, "m")
+        failed = 0
         for ws in targets:
-            ws.send(query(environ, "m"))
+            try:
+                ws.send(message)
+            except ConnectionClosed:
+                failed += 1
+        if size:
+            return plain(start_response, f"{len(targets) - failed} {failed}")
         return plain(start_response, str(len(targets)))
+    if path == "/flooded":
+        with LOCK:
+            return plain(start_response, FLOODS.get(query(environ, "key"), ""))
     if path == "/ended":
         with LOCK:
             return plain(start_response, ENDINGS.get(query(environ, "key"), ""))
@@ -97,6 +124,9 @@ def application(environ, start_response):
         return listen(environ, ws)
     if path == "/closed":
         return closed(environ, ws, query(environ, "key"))
+    if path == "/flood":
+        n, size = int(query(environ, "n")), int(query(environ, "size"))
+        return flood(environ, ws, n, size, query(environ, "key"))
     if path == "/end":
         return end(ws)
     if path == "/fail":
