@@ -120,6 +120,11 @@ impl Framer {
         rest
     }
 
+    /// The bytes received and not consumed yet, left where they are.
+    pub fn unconsumed(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
     /// Bytes received and not consumed yet.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start

@@ -282,6 +282,12 @@ impl Driver {
         dispatch!(self, b => b.cancel(target))
     }
 
+    /// As [`Driver::cancel`], but when this returns the operation takes nothing more (a
+    /// receive reads no more bytes); its final completion still arrives.
+    pub fn cancel_now(&mut self, target: Token) {
+        dispatch!(self, b => b.cancel_now(target))
+    }
+
     /// Closes `fd`; the fd number is free when this returns. The caller must have cancelled
     /// its operations first; their final completions still arrive. No completion is posted
     /// for the close itself.

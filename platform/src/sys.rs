@@ -124,6 +124,12 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     cvt(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(|_| ())
 }
 
+/// A close-on-exec duplicate of `fd` (the same open socket under a second number).
+pub fn dup_cloexec(fd: RawFd) -> io::Result<RawFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes a plain fd and a lowest number; an invalid fd gives EBADF.
+    cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
+}
+
 /// Shuts a socket down both ways: a pending receive sees end of file, a send fails.
 pub fn shutdown_both(fd: RawFd) -> io::Result<()> {
     // SAFETY: shutdown takes a plain fd and flag; an invalid fd gives EBADF, not UB.

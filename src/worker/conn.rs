@@ -54,6 +54,9 @@ pub struct Conn {
     pub out: OutQueue<Keep>,
     pub state: State,
     pub recv_armed: bool,
+    /// Thread mode: the socket is offered to the application (`gunicorn.socket`) while a
+    /// thread runs it, so the loop reads nothing from it meanwhile.
+    pub socket_offered: bool,
     /// A send is in flight (counted in `ops`).
     pub sending: bool,
     /// A wait for the socket to become writable (sendfile) is pending.
@@ -101,6 +104,7 @@ impl Conn {
             out: OutQueue::new(),
             state: State::Reading,
             recv_armed: false,
+            socket_offered: false,
             sending: false,
             awaiting_writable: false,
             awaiting_sent: false,
@@ -120,7 +124,9 @@ impl Conn {
     pub fn wants_input(&self) -> bool {
         match &self.state {
             State::Reading | State::Lingering => true,
-            State::App(_) | State::OnThread { .. } => self.framer.buffered() < MAX_BUFFERED_INPUT,
+            State::App(_) | State::OnThread { .. } => {
+                !self.socket_offered && self.framer.buffered() < MAX_BUFFERED_INPUT
+            }
             State::Done | State::Closed => false,
         }
     }

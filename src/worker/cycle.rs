@@ -239,6 +239,7 @@ impl Worker {
             peer_strings: &mut conn.peer_strings,
             keep_alive: head.keep_alive && !conn.eof && self.draining.is_none(),
             websocket,
+            handed_socket: None,
         };
         let out = &mut conn.out;
         let started = match self.with_ctx(|py, app, ctx| app.start(py, request, ctx, out)) {

@@ -29,6 +29,12 @@ impl Worker {
         access: Option<Box<Record>>,
         websocket: Option<WebSocketRequest>,
     ) {
+        if !self.threaded() {
+            return;
+        }
+        let offer_socket = websocket
+            .is_some()
+            .then(|| self.stop_reading_for_offer(slot, conn));
         let Mode::Pool(pool) = &self.mode else {
             return;
         };
@@ -44,6 +50,7 @@ impl Worker {
             keep_alive: head.keep_alive && !conn.eof && self.draining.is_none(),
             access,
             websocket,
+            offer_socket,
         };
         conn.state = State::OnThread { close: None };
         pool.submit(Job {
@@ -55,6 +62,19 @@ impl Worker {
             out: std::mem::take(&mut conn.out),
             unsent: 0,
         });
+    }
+
+    /// An upgrade request's socket is offered to the application (`gunicorn.socket`, see
+    /// `wsgi/handoff.rs`): the loop's receive is cancelled, synchronously, so that nothing the
+    /// client sends once answered lands here instead of with the library the application
+    /// hands the socket to. Returns the bytes received after the request, which go with it.
+    fn stop_reading_for_offer(&mut self, slot: u32, conn: &mut Conn) -> Vec<u8> {
+        conn.socket_offered = true;
+        if conn.recv_armed {
+            self.driver
+                .cancel_now(Op::Recv.token(slot, conn.generation));
+        }
+        conn.framer.unconsumed().to_vec()
     }
 
     /// Hands the running response to a pool thread, to go on as `resume` says.
@@ -129,6 +149,7 @@ impl Worker {
             }
         };
         conn.out = r.out;
+        conn.socket_offered = false;
         if r.peer_strings.is_some() {
             conn.peer_strings = r.peer_strings;
         }
@@ -171,6 +192,8 @@ impl Worker {
             }
             Handed::Gone => self.close_now(slot, &mut conn),
         }
+        // Reading again after an offer the application did not take.
+        self.arm_recv(slot, &mut conn);
         self.put_conn(slot, conn);
     }
 }

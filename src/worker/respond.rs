@@ -53,6 +53,11 @@ impl Worker {
                 self.park(slot, conn, &wait);
             }
             Step::SendFile => self.send_file(slot, conn),
+            // Only thread mode offers the socket; the loop closes its own copy.
+            Step::TakenOver => {
+                self.finish_request(conn, false, Ending::Complete);
+                self.close_now(slot, conn);
+            }
             Step::Done { keep_alive } => self.finish_request(conn, keep_alive, Ending::Complete),
             Step::Abort => {
                 // What the application yielded before it failed goes out first; the

@@ -15,6 +15,7 @@ use evserver_http::{Head, Version};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 /// A request as the connection read it.
@@ -34,6 +35,9 @@ pub struct Request<'a> {
     pub keep_alive: bool,
     /// A valid WebSocket upgrade request: `environ['evserver.websocket']`.
     pub websocket: Option<WebSocketRequest>,
+    /// Thread mode, on an upgrade request: a duplicate of the connection's socket and the
+    /// bytes received after the request, offered as `environ['gunicorn.socket']`.
+    pub handed_socket: Option<(RawFd, Vec<u8>)>,
 }
 
 /// A response that started: the application was called.
@@ -134,6 +138,9 @@ impl App {
             let websocket = Py::new(py, websocket)?;
             environ.set_item(pyo3::intern!(py, "evserver.websocket"), &websocket)?;
             objects.websocket = Some(websocket);
+        }
+        if let Some((fd, received)) = request.handed_socket {
+            objects.handed_socket = Some(super::handoff::offer(py, &environ, fd, &received)?);
         }
         self.environ.fill(
             &environ,

@@ -10,6 +10,7 @@ pub mod environ;
 pub mod fdevent;
 pub mod file_wrapper;
 pub mod forwarded;
+pub mod handoff;
 pub mod head;
 pub mod input;
 pub mod latin1;

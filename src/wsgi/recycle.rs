@@ -22,6 +22,8 @@ pub struct RequestObjects {
     pub timeout_flag: Py<TimeoutFlag>,
     /// `evserver.websocket`, on an upgrade request (never reused).
     pub websocket: Option<Py<WebSocketRequest>>,
+    /// `gunicorn.socket`, offered on an upgrade request in thread mode (never reused).
+    pub handed_socket: Option<Py<PyAny>>,
 }
 
 /// Spare per-request objects, reset and ready.
@@ -46,6 +48,7 @@ impl Recycler {
             start_response,
             timeout_flag,
             websocket: None,
+            handed_socket: None,
         })
     }
 

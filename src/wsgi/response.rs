@@ -57,6 +57,9 @@ pub enum Step {
     SendFile,
     /// The response is complete and `close()` was called.
     Done { keep_alive: bool },
+    /// The application took the connection over (`handoff.rs`): nothing is sent, and the
+    /// server closes its copy of the socket. `close()` was called.
+    TakenOver,
     /// The response failed after its head went out: send what is queued, then close the
     /// connection without the body's proper end. `close()` was called.
     Abort,
@@ -75,7 +78,7 @@ pub struct Ctx<'a> {
 
 /// One response in progress.
 pub struct Response {
-    result: Option<Py<PyAny>>,
+    pub(super) result: Option<Py<PyAny>>,
     source: Source,
     pub(super) start_response: Starter,
     /// The request's `x-wsgiorg.fdevent.timeout`, set on every resume.
@@ -94,6 +97,8 @@ pub struct Response {
     pub(super) websocket: Option<Py<WebSocketRequest>>,
     /// The application accepted the WebSocket: the `101` is out (see `upgrade.rs`).
     pub(super) upgraded: Option<Upgraded>,
+    /// `environ['gunicorn.socket']`, offered in thread mode (see `handoff.rs`).
+    pub(super) handed_socket: Option<Py<PyAny>>,
 }
 
 fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
@@ -126,10 +131,14 @@ impl Response {
             stale_wait: false,
             websocket: objects.websocket,
             upgraded: None,
+            handed_socket: objects.handed_socket,
         };
         let called = ctx
             .waits
             .driving(|| app.call1((environ, response.start_response.callable.bind(py))));
+        if let Some(step) = response.taken_over(py, &called, ctx) {
+            return (response, Some(step));
+        }
         match called {
             Ok(result) => {
                 let prepared = response.prepare(py, &result);
@@ -211,6 +220,7 @@ impl Response {
             start_response,
             timeout_flag,
             websocket: None,
+            handed_socket: None,
         }
     }
 

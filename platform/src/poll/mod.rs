@@ -180,6 +180,11 @@ impl Poll {
         }
     }
 
+    /// Cancelling is synchronous here: the operation takes nothing more once it returns.
+    pub fn cancel_now(&mut self, target: Token) {
+        self.cancel(target);
+    }
+
     pub fn close(&mut self, fd: RawFd) {
         if fd < 0 {
             return;

@@ -201,6 +201,26 @@ impl Uring {
         unsafe { self.push(sqe) }
     }
 
+    /// As [`Self::cancel`], but returns once the operation can take nothing more (a
+    /// synchronous cancel, Linux 6.0; an older kernel gets the asynchronous one).
+    pub fn cancel_now(&mut self, target: Token) {
+        // Only a submitted operation can be found.
+        let _ = self.submit();
+        let user_data = match self.timed.find(target) {
+            Some(slot) => internal(KIND_TIMED_POLL, slot),
+            None => target.to_u64(),
+        };
+        let found = self
+            .ring
+            .submitter()
+            .register_sync_cancel(None, types::CancelBuilder::user_data(user_data));
+        match found {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {} // it had ended
+            Err(_) => self.cancel(target),
+        }
+    }
+
     pub fn close(&mut self, fd: RawFd) {
         if self.unsubmitted_fds.contains(&fd) {
             // An operation queued on `fd` must take its file reference before the number is

@@ -16,6 +16,16 @@ use std::time::{Duration, Instant};
 const PATIENCE: Duration = Duration::from_secs(5);
 
 /// A token for operation kind `op` of slot `slot`.
+/// What a cancelled operation reports: one final completion with ECANCELED, nothing else.
+pub fn only_cancelled(t: Token) -> Vec<Completion> {
+    vec![Completion {
+        token: t,
+        result: -libc::ECANCELED,
+        more: false,
+        buffer: None,
+    }]
+}
+
 pub fn tok(slot: u32, op: u8) -> Token {
     Token::new(slot, 7, op)
 }

@@ -27,6 +27,9 @@ pub struct Start {
     pub access: Option<Box<Record>>,
     /// A valid WebSocket upgrade request.
     pub websocket: Option<WebSocketRequest>,
+    /// The socket is offered as `environ['gunicorn.socket']`, with these bytes received
+    /// after the request (the loop stopped reading it).
+    pub offer_socket: Option<Vec<u8>>,
 }
 
 /// What a pool thread does for the job.

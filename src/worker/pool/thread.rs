@@ -100,8 +100,17 @@ impl ThreadState {
                     keep_alive,
                     access,
                     websocket,
+                    offer_socket,
                 } = *start;
                 peer_strings = strings;
+                let handed_socket = offer_socket.and_then(|received| match sys::dup_cloexec(fd) {
+                    Ok(copy) => Some((copy, received)),
+                    Err(e) => {
+                        ctx.log
+                            .warning(&format!("cannot offer gunicorn.socket: {e}"));
+                        None
+                    }
+                });
                 let request = Request {
                     listener,
                     head: &head,
@@ -111,6 +120,7 @@ impl ThreadState {
                     peer_strings: &mut peer_strings,
                     keep_alive,
                     websocket,
+                    handed_socket,
                 };
                 match app.start(py, request, &mut ctx, &mut out) {
                     Ok(started) => {
@@ -209,6 +219,8 @@ impl ThreadState {
                 },
                 Step::Park(wait) => break Handed::Park(wait),
                 Step::SendFile => break Handed::SendFile,
+                // The application has the connection: the loop closes its own copy.
+                Step::TakenOver => break Handed::Gone,
                 step @ (Step::Done { .. } | Step::Abort) => {
                     let (keep_alive, stale_wait) = match step {
                         Step::Done { keep_alive } => (keep_alive, current.response.stale_wait),
