@@ -37,6 +37,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The platform's choice of event loop.
+    pub fn choice(self) -> evserver_platform::Choice {
+        match self {
+            Backend::Auto => evserver_platform::Choice::Auto,
+            Backend::IoUring => evserver_platform::Choice::IoUring,
+            Backend::Poll => evserver_platform::Choice::Poll,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Auto => "auto",
@@ -141,6 +150,35 @@ pub struct Args {
     /// Event-loop backend: io_uring where the kernel allows it, or the poll backend.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
+
+    /// Fan-out mode: N subscribers listen on the URL (ws://... for WebSocket) while messages
+    /// are published at -R/--rate per second (default 1); reports publish-to-receive latency
+    /// over every delivery, deliveries/s and lost messages.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub subscribers: Option<u32>,
+
+    /// Fan-out: how subscribers listen: ws, sse (server-sent events) or poll (long-poll,
+    /// GET URL?last_id=ID as evserver.comet answers it).
+    #[arg(long, value_enum, default_value_t = TransportArg::Ws, requires = "subscribers")]
+    pub transport: TransportArg,
+
+    /// Fan-out: where messages are published: a URL they are POSTed to, or "ws" (over the
+    /// first subscriber's WebSocket; the server must pass on what it receives).
+    #[arg(long, value_name = "URL|ws", requires = "subscribers")]
+    pub publish: Option<String>,
+
+    /// Fan-out: bytes per message (its timing marker, padded).
+    #[arg(long, value_name = "BYTES", default_value_t = 64, requires = "subscribers",
+          value_parser = clap::value_parser!(u32).range(1..=(1 << 24)))]
+    pub message_size: u32,
+}
+
+/// `--transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    Ws,
+    Sse,
+    Poll,
 }
 
 /// Parses "10s", "1m", "500ms", "250us", "1h", "1.5s" or plain seconds.

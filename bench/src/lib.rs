@@ -1,9 +1,12 @@
 //! `evserver bench`: an HTTP/1.1 load generator on evserver's platform layer (io_uring or the
 //! poll backend), with HdrHistogram latencies, a fixed-rate mode corrected for coordinated
-//! omission, JSON output and a regression gate. [`main`] is the whole command.
+//! omission, JSON output and a regression gate, and a fan-out mode (`--subscribers`) that times
+//! every delivery of published messages to WebSocket, SSE or long-poll subscribers. [`main`]
+//! is the whole command.
 
 pub mod cli;
 pub mod engine;
+pub mod fanout;
 pub mod machine;
 pub mod regress;
 pub mod report;
@@ -13,10 +16,9 @@ pub mod stats;
 pub mod target;
 
 use clap::Parser;
-use cli::{exit, Args, Backend};
+use cli::{exit, Args};
 use engine::{Progress, ThreadPlan};
 use evserver_platform::signals::StopFlag;
-use evserver_platform::Choice;
 use hdrhistogram::Histogram;
 use regress::Check;
 use report::{Document, RunResult};
@@ -110,6 +112,9 @@ fn prepare(args: &Args) -> Result<Prepared, Failed> {
 }
 
 fn run(args: &Args) -> Result<i32, Failed> {
+    if args.subscribers.is_some() {
+        return run_fanout(args);
+    }
     let prepared = prepare(args)?;
     let checks = args
         .asserts
@@ -347,11 +352,7 @@ fn run_once(
     p: &Prepared,
 ) -> Result<(RunResult, Hists, &'static str, Option<String>), Failed> {
     let threads = args.threads as usize;
-    let choice = match args.backend {
-        Backend::Auto => Choice::Auto,
-        Backend::IoUring => Choice::IoUring,
-        Backend::Poll => Choice::Poll,
-    };
+    let choice = args.backend.choice();
     let mut batch = Vec::with_capacity(p.request.len() * args.pipeline as usize);
     for _ in 0..args.pipeline {
         batch.extend_from_slice(&p.request);
@@ -472,4 +473,86 @@ fn show_progress<T>(
     if shown {
         let _ = write!(io::stderr(), "\r\x1b[2K");
     }
+}
+
+/// `--subscribers N`: the fan-out mode (see [`fanout`]).
+fn run_fanout(args: &Args) -> Result<i32, Failed> {
+    let plan = fanout_plan(args)?;
+    let _ = evserver_platform::sys::raise_open_files_limit();
+    let json_to_stdout = args.json.as_deref() == Some("-");
+    let mut out: Box<dyn Write> = if json_to_stdout {
+        Box::new(io::stderr())
+    } else {
+        Box::new(io::stdout())
+    };
+    let _ = writeln!(
+        out,
+        "evserver bench {} : fan-out, {} {} subscribers, publishing {}/s for {:?}",
+        args.url,
+        plan.subscribers,
+        plan.transport.name(),
+        plan.rate,
+        plan.duration
+    );
+    let started_at = machine::rfc3339(SystemTime::now());
+    let outcome = fanout::run(&plan).map_err(|e| runtime(format!("fan-out: {e}")))?;
+    let doc = fanout::report::Document::new(&args.url, &plan, &outcome, started_at);
+    let _ = doc.print(&mut out);
+    if args.latency {
+        let _ = report::print_spectrum(&mut out, "Publish -> receive latency", &outcome.latency);
+    }
+    let _ = out.flush();
+    if let Some(dest) = &args.json {
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| runtime(e.to_string()))?;
+        if dest == "-" {
+            let _ = writeln!(io::stdout().lock(), "{text}");
+        } else {
+            write_file(std::path::Path::new(dest), &text)?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn fanout_plan(args: &Args) -> Result<fanout::Plan, Failed> {
+    use cli::TransportArg;
+    use fanout::subscriber::Transport;
+    let transport = match args.transport {
+        TransportArg::Ws => Transport::Ws,
+        TransportArg::Sse => Transport::Sse,
+        TransportArg::Poll => Transport::Poll,
+    };
+    // A ws:// URL is an http:// one that asks for the upgrade.
+    let url = match args.url.strip_prefix("ws://") {
+        Some(rest) => format!("http://{rest}"),
+        None => args.url.clone(),
+    };
+    let parse = |url: &str| {
+        Target::parse(url).map_err(|e| match e {
+            TargetError::Syntax(m) => usage(m),
+            TargetError::Resolve(m) => runtime(m),
+        })
+    };
+    let target = parse(&url)?;
+    let publish = match args.publish.as_deref() {
+        Some("ws") if transport == Transport::Ws => fanout::Publish::OverWebSocket,
+        Some("ws") => return Err(usage("--publish ws needs --transport ws")),
+        Some(url) => fanout::Publish::Url(parse(url)?),
+        None => return Err(usage("--subscribers needs --publish URL (or ws)")),
+    };
+    let addr = target
+        .endpoint
+        .connect_addr()
+        .map_err(|e| runtime(format!("{}: {e}", args.url)))?;
+    Ok(fanout::Plan {
+        addr,
+        host: target.host,
+        path: target.path,
+        transport,
+        subscribers: args.subscribers.unwrap_or(1),
+        publish,
+        rate: args.rate.unwrap_or(1.0),
+        duration: args.duration.unwrap_or(Duration::from_secs(10)),
+        message_size: args.message_size as usize,
+        backend: args.backend.choice(),
+    })
 }

@@ -1,0 +1,84 @@
+"""The WebSocket benchmark's app for evserver (``evserver.websocket``; inline or thread mode).
+
+- ``/ws``: a subscriber: accepted, then parked on its WebSocket; a message it sends goes to
+  every subscriber (publishing over a WebSocket), and so does one POSTed to ``/publish``.
+- ``/echo``: sends every message back (round trips).
+- ``/sse``, ``/poll``: subscribers over server-sent events and long-poll (``evserver.comet``
+  on one channel, which every publish also reaches).
+- ``POST /publish``: sends the body to every subscriber; answers how many.
+- ``/stats``: ``{"open": N}``, the subscribers open.
+"""
+
+import json
+import threading
+
+from evserver.comet import Channel, longpoll, sse
+from evserver.websocket import ConnectionClosed
+
+LOCK = threading.Lock()
+SUBSCRIBERS = set()
+CHANNEL = Channel("bench", history=64)
+
+
+def broadcast(message):
+    CHANNEL.publish(message)
+    with LOCK:
+        targets = list(SUBSCRIBERS)
+    for ws in targets:
+        try:
+            ws.send(message)
+        except ConnectionClosed:
+            pass
+    return len(targets)
+
+
+def subscriber(environ, ws):
+    with LOCK:
+        SUBSCRIBERS.add(ws)
+    try:
+        while True:
+            yield environ["x-wsgiorg.fdevent.readable"](ws, 3600)
+            message = ws.receive()
+            if message is not None:
+                broadcast(message)
+    finally:
+        with LOCK:
+            SUBSCRIBERS.discard(ws)
+
+
+def echo(environ, ws):
+    while True:
+        yield environ["x-wsgiorg.fdevent.readable"](ws, 3600)
+        message = ws.receive()
+        if message is not None:
+            ws.send(message)
+
+
+def answer(start_response, body):
+    body = json.dumps(body).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    upgrade = environ.get("evserver.websocket")
+    if path == "/ws" and upgrade:
+        return subscriber(environ, upgrade.accept())
+    if path == "/echo" and upgrade:
+        return echo(environ, upgrade.accept())
+    if path == "/sse":
+        return sse.response(environ, start_response, CHANNEL)
+    if path == "/poll":
+        return longpoll.response(environ, start_response, CHANNEL)
+    if path == "/publish":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        message = environ["wsgi.input"].read(length).decode()
+        return answer(start_response, {"sent": broadcast(message)})
+    if path == "/stats":
+        with LOCK:
+            return answer(start_response, {"open": len(SUBSCRIBERS)})
+    start_response("404 Not Found", [("Content-Length", "0")])
+    return [b""]
