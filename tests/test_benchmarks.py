@@ -56,3 +56,22 @@ def test_every_benchmark_script_imports(script):
 
     module = importlib.import_module(script)
     assert callable(module.main)
+
+
+def test_websocket_benchmark_runs_against_evserver():
+    """benchmarks/websocket/measure.py end to end on a small scale (the peers are left out:
+    their venv is built only on a benchmark machine)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "websocket" / "measure.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--clients", "200", "--duration", "2", "--echo-rate",
+         "200", "--servers", "evserver-io_uring,evserver-poll", "--no-install"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| evserver-")]
+    assert [r.split("|")[1].strip() for r in rows] == ["evserver-io_uring", "evserver-poll"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")]
+        assert cells[7] == "0", row  # nothing lost

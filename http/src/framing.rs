@@ -114,7 +114,7 @@ impl Framer {
     /// Protocols`): returns the bytes received after it, not consumed, and takes nothing more.
     pub fn switch_protocols(&mut self) -> Vec<u8> {
         let rest = self.buf.split_off(self.start);
-        self.buf.clear();
+        self.buf = Vec::new(); // nothing more comes here: give its memory back
         self.start = 0;
         self.phase = Phase::Closed;
         rest

@@ -35,9 +35,9 @@ impl Worker {
             let slot = slot as u32;
             let expired = conn.deadline.is_some_and(|d| d <= now)
                 && matches!(conn.state, State::Reading | State::Lingering);
-            // --websocket-ping, in this same pass over the connections.
-            if let Some(interval) = self.settings.websocket.ping {
-                self.ws_keep_alive(slot, &mut conn, interval);
+            // --websocket-ping and idle WebSockets' memory, in this same pass.
+            if conn.ws.is_some() {
+                self.ws_sweep(slot, &mut conn);
             }
             if expired {
                 conn.deadline = None;

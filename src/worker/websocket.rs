@@ -143,15 +143,23 @@ impl WsConn {
 }
 
 impl Worker {
-    /// `--websocket-ping`, from the sweep's pass over the connections: pings `conn`'s
-    /// WebSocket if it is silent, closes it if its pongs stopped.
-    pub(super) fn ws_keep_alive(&mut self, slot: u32, conn: &mut Conn, interval: Duration) {
-        let queued = conn
-            .ws
-            .as_mut()
-            .is_some_and(|ws| ws.keep_alive(self.now, interval, &self.log));
+    /// From the sweep's pass over the connections: `--websocket-ping` (pings `conn`'s
+    /// WebSocket if it is silent, closes it if its pongs stopped), and the receive buffer of
+    /// an idle WebSocket given back (thousands of them wait most of their lives).
+    pub(super) fn ws_sweep(&mut self, slot: u32, conn: &mut Conn) {
+        let Some(ws) = conn.ws.as_mut() else {
+            return;
+        };
+        let queued = self
+            .settings
+            .websocket
+            .ping
+            .is_some_and(|interval| ws.keep_alive(self.now, interval, &self.log));
         if queued {
-            self.ws_flush(slot, conn);
+            return self.ws_flush(slot, conn);
+        }
+        if ws.pending.is_empty() {
+            ws.pending = Vec::new();
         }
     }
 

@@ -31,8 +31,8 @@ fn connect(endpoint: &Endpoint) -> std::io::Result<Box<dyn Stream>> {
     })
 }
 
-/// POSTs `body` and reads the answer; `Ok(status)`.
-fn post(stream: &mut dyn Stream, target: &Target, body: &[u8]) -> std::io::Result<u16> {
+/// POSTs `body` and reads the answer: its status, and whether the connection stays open.
+fn post(stream: &mut dyn Stream, target: &Target, body: &[u8]) -> std::io::Result<(u16, bool)> {
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
         target.path,
@@ -54,7 +54,7 @@ fn post(stream: &mut dyn Stream, target: &Target, body: &[u8]) -> std::io::Resul
             .feed(&buf[..n], |s| status = Some(s))
             .map_err(|e| std::io::Error::other(e.0))?;
         if let Some(s) = status {
-            return Ok(s);
+            return Ok((s, !parser.must_close()));
         }
     }
 }
@@ -87,22 +87,31 @@ impl Url {
                     seq,
                     sent_ns: origin.elapsed().as_nanos() as u64,
                 };
-                let message = marker.message(size);
-                let sent = match stream.as_mut() {
-                    Some(s) => post(s.as_mut(), &target, message.as_bytes()),
-                    None => connect(&target.endpoint).and_then(|mut s| {
-                        let r = post(s.as_mut(), &target, message.as_bytes());
+                let body = marker.message(size);
+                // A kept-alive connection the server closed meanwhile gets one retry on a
+                // fresh one.
+                let mut sent = match stream.as_mut() {
+                    Some(s) => post(s.as_mut(), &target, body.as_bytes()),
+                    None => Err(std::io::ErrorKind::NotConnected.into()),
+                };
+                if sent.is_err() {
+                    sent = connect(&target.endpoint).and_then(|mut s| {
+                        let r = post(s.as_mut(), &target, body.as_bytes());
                         stream = Some(s);
                         r
-                    }),
-                };
+                    });
+                }
                 match sent {
-                    Ok(status) if (200..300).contains(&status) => {
-                        seq += 1;
-                        published.store(seq, Ordering::Relaxed);
-                    }
-                    Ok(_) => {
-                        counted.fetch_add(1, Ordering::Relaxed);
+                    Ok((status, keep)) => {
+                        if !keep {
+                            stream = None;
+                        }
+                        if (200..300).contains(&status) {
+                            seq += 1;
+                            published.store(seq, Ordering::Relaxed);
+                        } else {
+                            counted.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     Err(_) => {
                         counted.fetch_add(1, Ordering::Relaxed);

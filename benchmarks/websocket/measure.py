@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""WebSocket benchmark: evserver against gunicorn with gevent-websocket and uWSGI's WebSocket
+API, one worker each, side by side in one run.
+
+For each server (pinned to CPU 0; the load generator, ``evserver bench``, to CPU 1):
+
+1. **idle memory**: opens N WebSockets (default 5,000) that stay open, and reads the growth of
+   the server's resident memory over the idle server, per connection;
+2. **broadcast**: while they are open, POSTs a message to ``/publish`` every half second, which
+   the server sends to all N; the figure is how long each message took to reach its *last*
+   subscriber (``evserver bench --subscribers``' "last delivery"), and every delivery's
+   latency;
+3. **echo**: one WebSocket client sends small messages at a fixed rate and the server sends each
+   back (publish over the WebSocket, one subscriber): round-trip latency and messages/s, and
+   the server's CPU time per message.
+
+The apps are app_evserver.py, app_gevent.py and app_uwsgi.py (the same routes). The peers live
+in benchmarks/.venv-websocket (created on first use). Prints a Markdown table with ratios
+against evserver on io_uring; ``--out FILE`` writes it too.
+
+    python3 benchmarks/websocket/measure.py
+    python3 benchmarks/websocket/measure.py --clients 1000 --servers evserver-io_uring,gevent-websocket
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+VENV = HERE.parent / ".venv-websocket"
+VENV_BIN = VENV / "bin"
+LOGS = VENV / "logs"
+SERVERS = ["evserver-io_uring", "evserver-poll", "gevent-websocket", "uwsgi"]
+BASELINE = "evserver-io_uring"
+PEERS = ["uwsgi==2.0.31", "gunicorn==23.0.0", "gevent==26.9.0", "gevent-websocket==0.10.1"]
+
+# The COMET benchmark's helpers: the process tree, fd limit, CPU pinning, free ports.
+_spec = importlib.util.spec_from_file_location("comet_run", HERE.parent / "comet" / "run.py")
+comet = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(comet)
+
+
+def log(message: str) -> None:
+    print(f"[websocket] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_venv(install: bool) -> None:
+    if (VENV_BIN / "uwsgi").exists() and (VENV_BIN / "gunicorn").exists():
+        check = [str(VENV_BIN / "python"), "-c", "import gevent, geventwebsocket"]
+        if subprocess.run(check, capture_output=True, check=False).returncode == 0:
+            return
+    if not install:
+        sys.exit(f"{VENV} lacks the peers; run without --no-install")
+    log(f"creating {VENV} with {', '.join(PEERS)} (uwsgi compiles: a few minutes)")
+    if not (VENV_BIN / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with open(LOGS / "pip.log", "w") as out:
+        subprocess.run(
+            [VENV_BIN / "pip", "install", *PEERS], stdout=out, stderr=subprocess.STDOUT, check=True
+        )
+
+
+def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ)
+    env.pop("EVSERVER_WORKERS", None)
+    if name.startswith("evserver-"):
+        backend = name.split("-", 1)[1]
+        command = [sys.executable, "-m", "evserver", "app_evserver:application"]
+        command += ["-l", f"127.0.0.1:{port}", "--backend", backend, "--log-level", "warning"]
+        command += ["--backlog", "4096", "--websocket-ping", "0"]
+    elif name == "gevent-websocket":
+        command = [str(VENV_BIN / "gunicorn"), "-w", "1"]
+        command += ["-k", "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"]
+        command += ["--worker-connections", str(clients + 1000), "--backlog", "4096"]
+        command += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "app_gevent:application"]
+    elif name == "uwsgi":
+        # The app uses evserver.comet's pure-Python channel from the repository.
+        env["PYTHONPATH"] = str(REPO / "python")
+        command = [str(VENV_BIN / "uwsgi"), "--http-socket", f"127.0.0.1:{port}"]
+        command += ["--wsgi-file", "app_uwsgi.py", "--gevent", str(clients + 100)]
+        command += ["--listen", "4096", "--max-fd", str(clients * 3 + 500)]
+        command += ["--disable-logging", "--die-on-term", "--buffer-size", "8192"]
+    else:
+        raise ValueError(name)
+    return command, env
+
+
+class Server:
+    rss = comet.Server.rss
+    cpu_seconds = comet.Server.cpu_seconds
+    stop = comet.Server.stop
+
+    def __init__(self, name: str, clients: int, cpu: int) -> None:
+        self.name = name
+        self.port = comet.free_port()
+        command, env = server_command(name, self.port, clients)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.stderr = open(LOGS / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", str(cpu), *command],
+            cwd=HERE,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.stderr,
+            stderr=self.stderr,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.open_websockets()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{name} did not start; see {LOGS / (name + '.log')}")
+                time.sleep(0.1)
+
+    def open_websockets(self) -> int:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.sendall(b"GET /stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n")[0]:
+            raise OSError(f"unexpected answer: {head[:80]!r}")
+        return json.loads(body)["open"]
+
+
+def bench(args: list[str], cpu: int) -> subprocess.Popen:
+    command = ["taskset", "-c", str(cpu), sys.executable, "-m", "evserver", "bench", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen, what: str) -> dict:
+    out, err = proc.communicate(timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what}: evserver bench failed: {err.strip()}")
+    return json.loads(out)
+
+
+def measure(name: str, a: argparse.Namespace) -> dict:
+    server = Server(name, a.clients, a.server_cpu)
+    try:
+        time.sleep(0.5)
+        idle = server.rss()
+        base = f"http://127.0.0.1:{server.port}"
+        ws = f"ws://127.0.0.1:{server.port}"
+        fanout = bench(
+            ["--subscribers", str(a.clients), "--publish", f"{base}/publish", "-R", "2",
+             "-d", f"{a.duration}s", "--json", "-", f"{ws}/ws"],
+            a.client_cpu,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while server.open_websockets() < a.clients:
+            if fanout.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: the {a.clients} WebSockets did not all open")
+            time.sleep(0.1)
+        time.sleep(0.5)
+        held = server.rss()
+        broadcast = finished(fanout, name)
+        cpu_before = server.cpu_seconds()
+        echo = finished(
+            bench(["--subscribers", "1", "--publish", "ws", "-R", str(a.echo_rate),
+                   "-d", f"{a.duration}s", "--json", "-", f"{ws}/echo"], a.client_cpu),
+            name,
+        )  # fmt: skip
+        cpu = server.cpu_seconds() - cpu_before
+    finally:
+        server.stop()
+    echoed = echo["deliveries"]
+    return {
+        "server": name,
+        "kb_per_ws": (held - idle) / a.clients / 1024,
+        "broadcast_last_p50_ms": broadcast["last_delivery"]["percentiles"]["p50"] / 1000,
+        "broadcast_last_max_ms": broadcast["last_delivery"]["max"] / 1000,
+        "delivery_p99_ms": broadcast["latency"]["percentiles"]["p99"] / 1000,
+        "broadcast_lost": broadcast["lost"],
+        "echo_p50_us": echo["latency"]["percentiles"]["p50"],
+        "echo_p99_us": echo["latency"]["percentiles"]["p99"],
+        "echo_per_sec": echo["deliveries_per_sec"],
+        "echo_lost": echo["lost"],
+        "echo_cpu_us": cpu / echoed * 1e6 if echoed else float("nan"),
+    }
+
+
+def table(rows: list[dict], a: argparse.Namespace) -> str:
+    base = next((r for r in rows if r["server"] == BASELINE), rows[0])
+
+    def ratio(r: dict, key: str) -> str:
+        return f"{r[key] / base[key]:.2f}" if base[key] else "-"
+
+    lines = [
+        (
+            f"WebSocket benchmark, {datetime.date.today()}, {platform.node()}, "
+            f"kernel {platform.release()}, Python {platform.python_version()}; one worker each, "
+            f"server on CPU {a.server_cpu}, evserver bench on CPU {a.client_cpu}; {a.clients} "
+            f"WebSockets, a broadcast every 0.5 s for {a.duration} s; echo at {a.echo_rate}/s."
+        ),
+        "",
+        (
+            "| server | KB per idle WebSocket | ratio | broadcast to all: last delivery p50 / max (ms)"
+            " | ratio (p50) | delivery p99 (ms) | lost | echo p50 / p99 (µs) | echo msgs/s"
+            " | server CPU per echo (µs) | ratio |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['server']} | {r['kb_per_ws']:.2f} | {ratio(r, 'kb_per_ws')} "
+            f"| {r['broadcast_last_p50_ms']:.1f} / {r['broadcast_last_max_ms']:.1f} "
+            f"| {ratio(r, 'broadcast_last_p50_ms')} | {r['delivery_p99_ms']:.1f} "
+            f"| {r['broadcast_lost'] + r['echo_lost']} "
+            f"| {r['echo_p50_us']:.0f} / {r['echo_p99_us']:.0f} | {r['echo_per_sec']:.0f} "
+            f"| {r['echo_cpu_us']:.1f} | {ratio(r, 'echo_cpu_us')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clients", type=int, default=5000)
+    p.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    p.add_argument("--echo-rate", type=int, default=2000, help="echo messages per second")
+    p.add_argument("--servers", default=",".join(SERVERS))
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument("--no-install", action="store_true")
+    p.add_argument("--out", type=Path)
+    a = p.parse_args()
+    names = [s for s in a.servers.split(",") if s]
+    if any(not n.startswith("evserver-") for n in names):
+        ensure_venv(not a.no_install)
+    comet.raise_fd_limit(a.clients * 3 + 1000)
+    rows = []
+    for name in names:
+        log(f"{name}: {a.clients} WebSockets, broadcast, echo")
+        rows.append(measure(name, a))
+        log(json.dumps(rows[-1]))
+    text = table(rows, a)
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
