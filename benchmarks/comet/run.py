@@ -150,14 +150,21 @@ def server_command(
 
 class Server:
     def __init__(self, name: str, clients: int, cpu: int, extra: tuple[str, ...] = ()) -> None:
-        self.name = name
         self.port = free_port()
         command, env = server_command(name, self.port, clients, extra)
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.stderr = open(LOGS / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.launch(name, command, env, cpu, cwd=HERE, logs=LOGS)
+
+    def launch(
+        self, name: str, command: list[str], env: dict[str, str], cpu: int, cwd: Path, logs: Path
+    ) -> None:
+        """Starts ``command`` pinned to ``cpu`` (its output in ``logs/NAME.log``) and waits
+        until ``self.stats()`` answers."""
+        self.name = name
+        logs.mkdir(parents=True, exist_ok=True)
+        self.stderr = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu), *command],
-            cwd=HERE,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.stderr,
@@ -172,7 +179,7 @@ class Server:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"{name} did not start; see {LOGS / (name + '.log')}")
+                    raise RuntimeError(f"{name} did not start; see {logs / (name + '.log')}")
                 time.sleep(0.1)
 
     def get(self, path: str) -> dict:

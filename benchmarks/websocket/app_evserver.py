@@ -9,9 +9,9 @@
 - ``/stats``: ``{"open": N}``, the subscribers open.
 """
 
-import json
 import threading
 
+from common import answer, not_found, published
 from evserver.comet import Channel, longpoll, sse
 from evserver.websocket import ConnectionClosed
 
@@ -54,14 +54,6 @@ def echo(environ, ws):
             ws.send(message)
 
 
-def answer(start_response, body):
-    body = json.dumps(body).encode()
-    start_response(
-        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
-
-
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     upgrade = environ.get("evserver.websocket")
@@ -74,11 +66,9 @@ def application(environ, start_response):
     if path == "/poll":
         return longpoll.response(environ, start_response, CHANNEL)
     if path == "/publish":
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        message = environ["wsgi.input"].read(length).decode()
+        message = published(environ)
         return answer(start_response, {"sent": broadcast(message)})
     if path == "/stats":
         with LOCK:
             return answer(start_response, {"open": len(SUBSCRIBERS)})
-    start_response("404 Not Found", [("Content-Length", "0")])
-    return [b""]
+    return not_found(start_response)

@@ -2,8 +2,7 @@
 (``-k geventwebsocket.gunicorn.workers.GeventWebSocketWorker``): the routes of
 app_evserver.py written the gevent way (each WebSocket a greenlet blocked in ``receive``)."""
 
-import json
-
+from common import answer, not_found, published
 from geventwebsocket.exceptions import WebSocketError
 
 SUBSCRIBERS = set()
@@ -17,14 +16,6 @@ def broadcast(message):
         except WebSocketError:
             SUBSCRIBERS.discard(ws)
     return len(targets)
-
-
-def answer(start_response, body):
-    body = json.dumps(body).encode()
-    start_response(
-        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
 
 
 def application(environ, start_response):
@@ -43,10 +34,8 @@ def application(environ, start_response):
             ws.send(message)
         return []
     if path == "/publish":
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        message = environ["wsgi.input"].read(length).decode()
+        message = published(environ)
         return answer(start_response, {"sent": broadcast(message)})
     if path == "/stats":
         return answer(start_response, {"open": len(SUBSCRIBERS)})
-    start_response("404 Not Found", [("Content-Length", "0")])
-    return [b""]
+    return not_found(start_response)

@@ -5,23 +5,15 @@ documented chat does with a Redis connection; a publish puts the message on the 
 (evserver.comet's pure-Python Channel) and every subscriber sends it with
 ``uwsgi.websocket_send``."""
 
-import json
 import os
 
 import uwsgi
+from common import answer, not_found, published
 from evserver.comet import Channel
 from gevent.select import POLLIN, poll
 
 CHANNEL = Channel("bench", history=64)
 OPEN = [0]
-
-
-def answer(start_response, body):
-    body = json.dumps(body).encode()
-    start_response(
-        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
 
 
 def subscriber(environ):
@@ -69,11 +61,9 @@ def application(environ, start_response):
     if path == "/echo":
         return echo(environ)
     if path == "/publish":
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        message = environ["wsgi.input"].read(length).decode()
+        message = published(environ)
         CHANNEL.publish(message)
         return answer(start_response, {"sent": OPEN[0]})
     if path == "/stats":
         return answer(start_response, {"open": OPEN[0]})
-    start_response("404 Not Found", [("Content-Length", "0")])
-    return [b""]
+    return not_found(start_response)

@@ -86,7 +86,7 @@ def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[
         command += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "app_gevent:application"]
     elif name == "uwsgi":
         # The app uses evserver.comet's pure-Python channel from the repository.
-        env["PYTHONPATH"] = str(REPO / "python")
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), str(HERE)])
         command = [str(VENV_BIN / "uwsgi"), "--http-socket", f"127.0.0.1:{port}"]
         command += ["--wsgi-file", "app_uwsgi.py", "--gevent", str(clients + 100)]
         command += ["--listen", "4096", "--max-fd", str(clients * 3 + 500)]
@@ -96,49 +96,18 @@ def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[
     return command, env
 
 
-class Server:
-    rss = comet.Server.rss
-    cpu_seconds = comet.Server.cpu_seconds
-    stop = comet.Server.stop
+class Server(comet.Server):
+    """A server of this benchmark: the COMET benchmark's process handling (pinning, logs,
+    RSS and CPU of the process tree, stopping), with this benchmark's commands; ``stats()``
+    is its ``/stats``."""
 
     def __init__(self, name: str, clients: int, cpu: int) -> None:
-        self.name = name
         self.port = comet.free_port()
         command, env = server_command(name, self.port, clients)
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.stderr = open(LOGS / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            ["taskset", "-c", str(cpu), *command],
-            cwd=HERE,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.stderr,
-            stderr=self.stderr,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.open_websockets()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"{name} did not start; see {LOGS / (name + '.log')}")
-                time.sleep(0.1)
+        self.launch(name, command, env, cpu, cwd=HERE, logs=LOGS)
 
     def open_websockets(self) -> int:
-        import socket
-
-        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
-            s.sendall(b"GET /stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        if b" 200 " not in head.split(b"\r\n")[0]:
-            raise OSError(f"unexpected answer: {head[:80]!r}")
-        return json.loads(body)["open"]
+        return self.stats()["open"]
 
 
 def bench(args: list[str], cpu: int) -> subprocess.Popen:
