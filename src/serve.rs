@@ -163,7 +163,19 @@ fn serve<'py>(
             parse_address(&text).map_err(|e| usage(format!("invalid listen address {e}")))?;
         addresses.push((text, address));
     }
-    let sockets = Sockets::bind(&addresses, cli.backlog, workers).map_err(fail)?;
+    let mut sockets = Sockets::bind(&addresses, cli.backlog, workers).map_err(fail)?;
+    if let Some(files) = cli.tls.files() {
+        if cli.proxy_protocol {
+            return Err(usage(
+                "--proxy-protocol and --certfile do not go together yet: terminate TLS at the \
+                 proxy that sends the PROXY header",
+            ));
+        }
+        // Read once here so that a bad file stops the start with one line; each worker
+        // reads the files again when it starts (a reload picks up renewed certificates).
+        evserver_tls::load(&files).map_err(|e| usage(format!("TLS: {e}")))?;
+        sockets.speak_tls();
+    }
     let status = match &cli.status {
         Some(text) => {
             let address =
@@ -342,6 +354,13 @@ impl Body {
                 ping: (cli.websocket_ping > 0).then(|| Duration::from_secs(cli.websocket_ping)),
             },
             forwarded: std::sync::Arc::new(cli.forwarded_allow_ips.clone()),
+            tls: match cli.tls.files() {
+                Some(files) => Some(
+                    evserver_tls::load(&files)
+                        .map_err(|e| boot(format!("cannot set up TLS: {e}")))?,
+                ),
+                None => None,
+            },
             proxy_protocol: cli.proxy_protocol.then(|| cli.proxy_allow_from.clone()),
         };
         let mut worker = Worker::new(

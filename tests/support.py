@@ -58,15 +58,17 @@ class Address:
     host: str = ""
     port: int = 0
     path: str = ""
+    scheme: str = "http"  # "https" under --certfile
 
     @classmethod
     def parse(cls, text: str) -> Address:
         if text.startswith("unix:"):
             return cls("unix", path=text[len("unix:") :])
-        m = re.fullmatch(r"http://(\[[0-9a-fA-F:.]+\]|[^:/]+):(\d+)", text)
+        m = re.fullmatch(r"(https?)://(\[[0-9a-fA-F:.]+\]|[^:/]+):(\d+)", text)
         if not m:
             raise ValueError(f"unexpected address in the ready line: {text!r}")
-        return cls("tcp", host=m.group(1).strip("[]"), port=int(m.group(2)))
+        host, port = m.group(2).strip("[]"), int(m.group(3))
+        return cls("tcp", host=host, port=port, scheme=m.group(1))
 
     def connect(self, timeout: float = 10.0) -> socket.socket:
         if self.kind == "unix":
@@ -212,7 +214,7 @@ class Server:
         return pids[0]
 
     def url(self, path: str = "/") -> str:
-        return f"http://{self.address.netloc}{path}"
+        return f"{self.address.scheme}://{self.address.netloc}{path}"
 
     def connect(self, timeout: float = 10.0) -> RawConnection:
         return RawConnection(self.address.connect(timeout))

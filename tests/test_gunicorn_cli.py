@@ -57,7 +57,7 @@ def test_a_gunicorn_command_line_runs_as_it_is(serve, backend):
         (["--statsd-host=localhost:8125"], "--statsd-host"),
         (["--worker-tmp-dir", "/dev/shm"], "--worker-tmp-dir"),
         (["--paste", "x.ini"], "--paste"),
-        (["--certfile", "cert.pem"], "--certfile"),
+        (["--ciphers", "ECDHE+AESGCM"], "--ciphers"),
     ],
 )
 def test_a_gunicorn_flag_evserver_lacks_is_one_line_naming_it(flag, fragment):

@@ -144,6 +144,17 @@ pub fn close(fd: RawFd) {
     }
 }
 
+/// Reads up to `buf.len()` bytes of file `fd` at `offset` (the file's own position is left
+/// alone). `Ok(0)` means end of file.
+pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let offset =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    retry_eintr(|| {
+        // SAFETY: `buf` is a valid, exclusively borrowed slice of `buf.len()` bytes.
+        unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) as isize }
+    })
+}
+
 /// Sends up to `count` bytes of file `in_fd` from `*offset` to socket `out_fd` without copying
 /// through user space, advancing `*offset`. `Ok(0)` means end of file.
 #[cfg(target_os = "linux")]

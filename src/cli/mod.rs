@@ -5,6 +5,7 @@
 
 pub mod config_file;
 pub mod gunicorn;
+pub mod tls;
 
 use crate::allow::AllowList;
 use clap::{Parser, ValueEnum};
@@ -336,6 +337,9 @@ pub struct Cli {
     #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1",
           env = "EVSERVER_FORWARDED_ALLOW_IPS", value_parser = parse_allow_list)]
     pub forwarded_allow_ips: AllowList,
+
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
 
     /// Read a PROXY protocol header (HAProxy's, version 1 or 2) at the start of connections
     /// from --proxy-allow-from peers: the client address it carries becomes REMOTE_ADDR and

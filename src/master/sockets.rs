@@ -20,6 +20,8 @@ enum Socket {
 /// worker's successor accepts from the same socket, so no queued connection is lost.
 pub struct Sockets {
     sockets: Vec<Socket>,
+    /// Every listener speaks TLS (`--certfile`): shown as https:// in the ready line.
+    tls: bool,
 }
 
 impl Sockets {
@@ -65,7 +67,10 @@ impl Sockets {
             };
             sockets.push(socket);
         }
-        Ok(Sockets { sockets })
+        Ok(Sockets {
+            sockets,
+            tls: false,
+        })
     }
 
     fn open_slot(socket: &mut Socket, slot: usize) -> std::io::Result<()> {
@@ -141,6 +146,15 @@ impl Sockets {
                 Socket::PerSlot { address, .. } => address.display(),
                 Socket::Shared(l) => l.display(),
             })
+            .map(|shown| match shown.strip_prefix("http://") {
+                Some(rest) if self.tls => format!("https://{rest}"),
+                _ => shown,
+            })
             .collect()
+    }
+
+    /// Every listener speaks TLS (`--certfile`).
+    pub fn speak_tls(&mut self) {
+        self.tls = true;
     }
 }

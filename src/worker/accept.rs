@@ -63,6 +63,16 @@ impl Worker {
         let body = BodySink::new(self.settings.spill_body);
         let mut conn = Box::new(Conn::new(fd, generation, index, framer, body, self.now));
         conn.deadline = Some(self.now + self.settings.keep_alive);
+        if let Some(config) = &self.settings.tls {
+            match super::tls::TlsConn::new(config) {
+                Ok(tls) => conn.tls = Some(tls),
+                Err(e) => {
+                    self.log
+                        .warning(&format!("cannot start TLS on a connection: {e}"));
+                    conn.eof = true;
+                }
+            }
+        }
         if let Some(allowed) = &self.settings.proxy_protocol {
             if allowed.allows(conn.peer().map(|a| a.ip())) {
                 conn.proxy_pending = Some(Vec::new());

@@ -20,6 +20,7 @@ impl Worker {
             self.close_now(slot, conn);
             return;
         }
+        self.tls_close_notify(conn);
         let _ = sys::shutdown_write(conn.fd);
         conn.state = State::Lingering;
         conn.deadline = Some(self.now + LINGER);

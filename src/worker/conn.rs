@@ -57,6 +57,8 @@ pub struct Conn {
     /// Thread mode: the socket is offered to the application (`gunicorn.socket`) while a
     /// thread runs it, so the loop reads nothing from it meanwhile.
     pub socket_offered: bool,
+    /// `--certfile`: the connection's TLS.
+    pub tls: Option<Box<super::tls::TlsConn>>,
     /// A send is in flight (counted in `ops`).
     pub sending: bool,
     /// A wait for the socket to become writable (sendfile) is pending.
@@ -105,6 +107,7 @@ impl Conn {
             state: State::Reading,
             recv_armed: false,
             socket_offered: false,
+            tls: None,
             sending: false,
             awaiting_writable: false,
             awaiting_sent: false,
@@ -150,5 +153,19 @@ impl Conn {
 
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
+    }
+
+    /// The socket a pool thread may write to itself: none under TLS (the loop encrypts).
+    pub fn fd_for_threads(&self) -> RawFd {
+        if self.tls.is_some() {
+            -1
+        } else {
+            self.fd
+        }
+    }
+
+    /// Everything queued went to the kernel (under TLS: encrypted and sent).
+    pub fn all_sent(&self) -> bool {
+        self.out.is_empty() && self.tls.as_ref().map_or(true, |t| t.idle())
     }
 }

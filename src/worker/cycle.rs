@@ -29,7 +29,9 @@ impl Worker {
         if let Some(id) = c.buffer {
             let keep = c.result > 0
                 && !matches!(conn.state, State::Lingering | State::Closed | State::Done);
-            if let (true, Some(ws)) = (keep, conn.ws.as_mut()) {
+            if keep && conn.tls.is_some() {
+                self.receive_tls(slot, conn, id, c.result as usize);
+            } else if let (true, Some(ws)) = (keep, conn.ws.as_mut()) {
                 ws.heard(self.now);
                 ws.receive(self.driver.buffer(id, c.result as usize), &self.log);
                 self.ws_flush(slot, conn);
@@ -69,7 +71,7 @@ impl Worker {
                     if conn.framer.is_idle() {
                         // Between requests: what is still being sent goes out, then close.
                         conn.state = State::Done;
-                        if conn.out.is_empty() {
+                        if conn.all_sent() {
                             self.begin_linger(slot, conn);
                         }
                     } else {
@@ -97,6 +99,15 @@ impl Worker {
             fed = conn.framer.feed_body(data, conn.body.buffer());
         }
         conn.framer.feed(&data[fed..]);
+        if starts_head {
+            conn.deadline = Some(self.now + self.settings.header_timeout);
+        }
+    }
+
+    /// Hands decrypted bytes to the framer (a TLS connection's receive).
+    pub(super) fn receive_plaintext(&mut self, conn: &mut Conn, data: &[u8]) {
+        let starts_head = matches!(conn.state, State::Reading) && conn.framer.is_idle();
+        conn.framer.feed(data);
         if starts_head {
             conn.deadline = Some(self.now + self.settings.header_timeout);
         }
@@ -142,7 +153,7 @@ impl Worker {
     /// answers `100 Continue`, dispatches each complete request, then sends.
     pub(super) fn advance(&mut self, slot: u32, conn: &mut Conn) {
         while matches!(conn.state, State::Reading) {
-            if self.threaded() && !conn.out.is_empty() {
+            if self.threaded() && !conn.all_sent() {
                 // A pool thread will write the next answer itself: after what is queued.
                 break;
             }
@@ -185,7 +196,7 @@ impl Worker {
             }
         }
         self.start_send(slot, conn);
-        if matches!(conn.state, State::Done) && conn.out.is_empty() {
+        if matches!(conn.state, State::Done) && conn.all_sent() {
             self.begin_linger(slot, conn);
         }
     }

@@ -108,7 +108,7 @@ impl Worker {
             step => self.on_step(slot, conn, step),
         }
         self.start_send(slot, conn);
-        if matches!(conn.state, State::Done) && conn.out.is_empty() {
+        if matches!(conn.state, State::Done) && conn.all_sent() {
             self.begin_linger(slot, conn);
         }
     }

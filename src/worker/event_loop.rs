@@ -79,6 +79,8 @@ pub struct Worker {
     pub(super) ws_hub: Arc<Hub>,
     /// The marked connections, taken on the hub's wake-up (reused).
     pub(super) ws_dirty: Vec<ConnId>,
+    /// Decrypted bytes of a TLS receive, reused.
+    pub(super) tls_plain: Vec<u8>,
 }
 
 /// Lets a worker cross into `Python::detach`, which wants its closure `Send` so that no
@@ -130,6 +132,7 @@ impl Worker {
         let shared = Shared {
             multiprocess,
             multithread: threads > 1,
+            tls: settings.tls.is_some(),
         };
         let templates = template::templates(py, &infos, &shared)?;
         let mode = if threads > 1 {
@@ -181,6 +184,7 @@ impl Worker {
             master_pid: None,
             ws_hub,
             ws_dirty: Vec::new(),
+            tls_plain: Vec::new(),
         })
     }
 

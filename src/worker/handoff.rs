@@ -32,8 +32,8 @@ impl Worker {
         if !self.threaded() {
             return;
         }
-        let offer_socket = websocket
-            .is_some()
+        // Under TLS the socket carries ciphertext: there is nothing to offer.
+        let offer_socket = (websocket.is_some() && conn.tls.is_none())
             .then(|| self.stop_reading_for_offer(slot, conn));
         let Mode::Pool(pool) = &self.mode else {
             return;
@@ -56,7 +56,7 @@ impl Worker {
         pool.submit(Job {
             slot,
             generation: conn.generation,
-            fd: conn.fd,
+            fd: conn.fd_for_threads(),
             task: Task::Start(Box::new(start)),
             running: None,
             out: std::mem::take(&mut conn.out),
@@ -90,7 +90,7 @@ impl Worker {
         pool.submit(Job {
             slot,
             generation: conn.generation,
-            fd: conn.fd,
+            fd: conn.fd_for_threads(),
             task: Task::Resume(resume),
             running: Some(running),
             out: std::mem::take(&mut conn.out),

@@ -35,6 +35,7 @@ mod respond;
 mod send;
 mod slots;
 mod sweep;
+mod tls;
 mod websocket;
 
 pub use event_loop::Worker;
@@ -70,4 +71,6 @@ pub struct Settings {
     pub forwarded: std::sync::Arc<crate::allow::AllowList>,
     /// `--proxy-protocol`: the peers whose connections may start with a PROXY header.
     pub proxy_protocol: Option<crate::allow::AllowList>,
+    /// `--certfile`: every connection speaks TLS with this configuration.
+    pub tls: Option<std::sync::Arc<evserver_tls::ServerConfig>>,
 }

@@ -115,6 +115,37 @@ impl<K> OutQueue<K> {
         }
     }
 
+    /// Hands every byte not yet sent to `sink`, in order, and empties the queue: for a layer
+    /// that transforms them on their way out (TLS encrypts them all at once). No send of the
+    /// flight may be on its way to the kernel.
+    pub fn drain_to(&mut self, mut sink: impl FnMut(&[u8])) {
+        if self.in_flight {
+            for index in self.flight_index..self.flight.segments.len() {
+                let offset = if index == self.flight_index {
+                    self.flight_offset
+                } else {
+                    0
+                };
+                let (ptr, len) = self.segment_slice(index, offset);
+                // SAFETY: segment_slice gives a range inside the flight's live memory.
+                sink(unsafe { std::slice::from_raw_parts(ptr, len) });
+            }
+            self.flight.clear();
+            self.in_flight = false;
+        }
+        let half = &self.pending;
+        for segment in &half.segments {
+            match segment {
+                Segment::Copied { start, len } => sink(&half.copied[*start..*start + *len]),
+                // SAFETY: ptr..ptr+len stays valid while the segment's `keep` lives.
+                Segment::Borrowed { ptr, len, .. } => {
+                    sink(unsafe { std::slice::from_raw_parts(*ptr, *len) })
+                }
+            }
+        }
+        self.pending.clear();
+    }
+
     /// The flight's buffers, for a [`SendOp::Gathered`]; they stay valid until `complete`
     /// reports the flight done, or the queue is dropped.
     pub fn gather(&mut self) -> &mut Gather {

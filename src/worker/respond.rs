@@ -15,15 +15,15 @@ impl Worker {
     /// waits until everything queued was sent: its next block is asked for once the kernel
     /// took the last one.
     pub(super) fn drive(&mut self, slot: u32, conn: &mut Conn) {
-        let State::App(running) = &mut conn.state else {
-            return;
-        };
         if conn.awaiting_sent {
-            if !conn.out.is_empty() {
+            if !conn.all_sent() {
                 return;
             }
             conn.awaiting_sent = false;
         }
+        let State::App(running) = &mut conn.state else {
+            return;
+        };
         if running.parked.is_some() || conn.awaiting_writable {
             return;
         }
@@ -64,7 +64,7 @@ impl Worker {
                 // connection then closes without the body's proper end.
                 self.finish_request(conn, false, Ending::Failed);
                 self.start_send(slot, conn);
-                if conn.out.is_empty() {
+                if conn.all_sent() {
                     self.begin_linger(slot, conn);
                 }
             }

@@ -16,6 +16,9 @@ impl Worker {
         if conn.sending || conn.is_closed() {
             return;
         }
+        if conn.tls.is_some() {
+            return self.start_tls_send(slot, conn);
+        }
         if let Some(op) = conn.out.next_send() {
             self.issue_send(slot, conn, op);
         }
@@ -50,10 +53,10 @@ impl Worker {
                 self.advance(slot, conn);
             }
             // Thread mode: a request that waited for the queue to empty.
-            State::Reading if conn.out.is_empty() => self.advance(slot, conn),
+            State::Reading if conn.all_sent() => self.advance(slot, conn),
             _ => {}
         }
-        if matches!(conn.state, State::Done) && conn.out.is_empty() {
+        if matches!(conn.state, State::Done) && conn.all_sent() {
             self.begin_linger(slot, conn);
         }
         self.arm_recv(slot, conn);
@@ -65,6 +68,9 @@ impl Worker {
         conn.sending = false;
         if conn.is_closed() {
             return false;
+        }
+        if conn.tls.is_some() {
+            return self.apply_tls_send(slot, conn, result);
         }
         if result < 0 {
             if result == -libc::EAGAIN || result == -libc::EINTR {
@@ -88,9 +94,12 @@ impl Worker {
 
     /// Sends the response's file with sendfile once the queue ahead of it is empty.
     pub(super) fn send_file(&mut self, slot: u32, conn: &mut Conn) {
-        if !conn.out.is_empty() {
+        if !conn.all_sent() {
             self.start_send(slot, conn);
             return;
+        }
+        if conn.tls.is_some() {
+            return self.send_file_through_tls(slot, conn);
         }
         let fd = conn.fd;
         let State::App(running) = &mut conn.state else {
@@ -122,13 +131,7 @@ impl Worker {
         };
         response.add_file_bytes(sent_total);
         match outcome {
-            Ok(true) if self.threaded() => self.resume_on_pool(slot, conn, Resume::EndBody),
-            Ok(true) => {
-                let out = &mut conn.out;
-                if let Some(step) = self.with_ctx(|py, _, ctx| response.end_body(py, ctx, out)) {
-                    self.on_step(slot, conn, step);
-                }
-            }
+            Ok(true) => self.end_file(slot, conn),
             Ok(false) => {
                 conn.awaiting_writable = true;
                 conn.ops += 1;
@@ -143,6 +146,20 @@ impl Worker {
                 self.log.debug(&format!("sendfile failed: {e}"));
                 self.close_now(slot, conn);
             }
+        }
+    }
+
+    /// The response's file is all sent: its body ends.
+    pub(super) fn end_file(&mut self, slot: u32, conn: &mut Conn) {
+        if self.threaded() {
+            return self.resume_on_pool(slot, conn, Resume::EndBody);
+        }
+        let State::App(running) = &mut conn.state else {
+            return;
+        };
+        let (out, response) = (&mut conn.out, &mut running.response);
+        if let Some(step) = self.with_ctx(|py, _, ctx| response.end_body(py, ctx, out)) {
+            self.on_step(slot, conn, step);
         }
     }
 

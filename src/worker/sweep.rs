@@ -45,7 +45,7 @@ impl Worker {
                     // A client too slow to send its request gets a 408 and is closed.
                     self.refuse_with(&mut conn, 408, "the request took too long to arrive");
                     self.start_send(slot, &mut conn);
-                    if conn.out.is_empty() {
+                    if conn.all_sent() {
                         self.begin_linger(slot, &mut conn);
                     }
                 } else {

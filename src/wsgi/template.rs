@@ -18,6 +18,8 @@ pub struct ListenerInfo {
 pub struct Shared {
     pub multiprocess: bool,
     pub multithread: bool,
+    /// The listeners speak TLS: `wsgi.url_scheme` is https and `HTTPS` is on.
+    pub tls: bool,
 }
 
 /// Builds the template of each listener (in order).
@@ -34,7 +36,10 @@ pub fn templates(
     for listener in listeners {
         let t = PyDict::new(py);
         t.set_item("wsgi.version", (1, 0))?;
-        t.set_item("wsgi.url_scheme", "http")?;
+        t.set_item("wsgi.url_scheme", if shared.tls { "https" } else { "http" })?;
+        if shared.tls {
+            t.set_item("HTTPS", "on")?;
+        }
         t.set_item("wsgi.errors", &stderr)?;
         t.set_item("wsgi.multithread", shared.multithread)?;
         t.set_item("wsgi.multiprocess", shared.multiprocess)?;

@@ -24,9 +24,12 @@ pub struct Session {
 
 impl Session {
     pub fn new(config: &Arc<ServerConfig>) -> Result<Session, SessionError> {
-        ServerConnection::new(config.clone())
-            .map(|conn| Session { conn })
-            .map_err(|e| SessionError(e.to_string()))
+        let mut conn =
+            ServerConnection::new(config.clone()).map_err(|e| SessionError(e.to_string()))?;
+        // The connection layer bounds what it queues (its high-water mark); a limit here
+        // would make `send` drop what does not fit.
+        conn.set_buffer_limit(None);
+        Ok(Session { conn })
     }
 
     /// Takes ciphertext the peer sent; the plaintext it held is appended to `plaintext`.

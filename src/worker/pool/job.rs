@@ -59,7 +59,8 @@ pub struct Job {
     pub slot: u32,
     pub generation: u32,
     /// The socket, which the thread writes to directly while it holds the job (the loop does
-    /// not write to it meanwhile, and does not close it before the job came back).
+    /// not write to it meanwhile, and does not close it before the job came back); -1 when
+    /// the loop does the sending (TLS: it encrypts).
     pub fd: RawFd,
     pub task: Task,
     /// The response (for `Resume`).

@@ -262,7 +262,12 @@ impl ThreadState {
 }
 
 /// Sends what `out` holds on `fd`, without blocking, until it is empty or the socket is full.
+/// A job without a socket (-1: a TLS connection, whose bytes the loop encrypts) leaves it
+/// all to the loop.
 fn flush(fd: RawFd, out: &mut OutQueue<Keep>) -> Flushed {
+    if fd < 0 {
+        return Flushed::Partial;
+    }
     while let Some(mut op) = out.next_send() {
         loop {
             // SAFETY: the op points into `out`, which is not touched during the call.
