@@ -8,6 +8,8 @@ One command sets everything up, runs every server on every workload and writes a
         --workloads hello,post-1k
     benchmarks/compare --app-threads 16 --output benchmarks/RESULTS-threads.md
                                                           # thread mode: hello, blocking, django
+    benchmarks/compare --tls --workloads hello --output benchmarks/RESULTS-tls.md
+                                                          # HTTPS: evserver, granian, gunicorn
 
 Each server runs one worker pinned to one CPU and the load generator runs pinned to the other.
 For each workload and server it reports requests/s, the server's own CPU time per request (its
@@ -29,6 +31,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -139,11 +142,44 @@ class Server:
     threads: bool = True  # can run the application on a pool of threads (--app-threads)
 
 
+# --- TLS (--tls) -----------------------------------------------------------------------------
+
+# The servers that serve HTTPS in this comparison (--tls): evserver, granian, gunicorn.
+TLS_SERVERS = ["evserver-io_uring", "evserver-poll", "granian", "gunicorn"]
+
+
+def tls_flags(args: argparse.Namespace, cert_flag: str, key_flag: str) -> list[str]:
+    """A server's certificate and key flags under --tls (nothing without it)."""
+    if not args.tls:
+        return []
+    cert, key = tls_files()
+    return [cert_flag, str(cert), key_flag, str(key)]
+
+
+def tls_files() -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for 127.0.0.1 (made once per run with openssl)."""
+    cert, key = LOGS / "tls-cert.pem", LOGS / "tls-key.pem"
+    if not cert.exists():
+        LOGS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj",
+             "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return cert, key
+
+
+def scheme(args: argparse.Namespace) -> str:
+    return "https" if args.tls else "http"
+
+
 def evserver_command(backend: str) -> Callable[[argparse.Namespace, int], list[str]]:
     def command(args: argparse.Namespace, port: int) -> list[str]:
         listen = f"127.0.0.1:{port}"
         python = args.evserver_python or str(VENV_BIN / "python")
         command = [python, "-m", "evserver", "workloads", "-l", listen, "--backend", backend]
+        command += tls_flags(args, "--certfile", "--keyfile")
         if args.app_threads > 1:
             command += ["--threads", str(args.app_threads)]
         return command
@@ -173,6 +209,7 @@ def granian_command(args: argparse.Namespace, port: int) -> list[str]:
         str(port),
         "--log-level",
         "warning",
+        *tls_flags(args, "--ssl-certificate", "--ssl-keyfile"),
         "workloads:application",
     ]
 
@@ -211,6 +248,7 @@ def gunicorn_command(args: argparse.Namespace, port: int) -> list[str]:
         f"127.0.0.1:{port}",
         "--backlog",
         "1024",
+        *tls_flags(args, "--certfile", "--keyfile"),
         "workloads:application",
     ]
 
@@ -350,7 +388,8 @@ class Wrk(LoadGenerator):
     ) -> Measure:
         command = ["taskset", "-c", args.client_cpu, "wrk", f"-t{args.threads}"]
         command += [f"-c{args.connections}", f"-d{seconds:g}s", "--latency"]
-        command += ["-s", str(self.script(workload)), f"http://127.0.0.1:{port}{workload.path}"]
+        url = f"{scheme(args)}://127.0.0.1:{port}{workload.path}"
+        command += ["-s", str(self.script(workload)), url]
         result, cpu = timed_child(command, seconds + 60)
         if result.returncode != 0:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
@@ -523,9 +562,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def probe(port: int, workload: Workload) -> str | None:
+def probe(port: int, workload: Workload, tls: bool = False) -> str | None:
     """One request of WORKLOAD: None if the answer is right, else what went wrong."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection = (
+        http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=5, context=ssl._create_unverified_context()
+        )
+        if tls
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    )
     try:
         headers = {"Connection": "close"} if workload.close else {}
         if workload.body:
@@ -557,14 +602,16 @@ def pipelines(port: int, workload: Workload) -> bool:
     return received.count(HELLO) == 2
 
 
-def wait_ready(process: subprocess.Popen, port: int, timeout: float) -> str | None:
+def wait_ready(
+    process: subprocess.Popen, port: int, timeout: float, tls: bool = False
+) -> str | None:
     """Poll until the server answers hello correctly: None when it does, else the reason."""
     deadline = time.monotonic() + timeout
     problem = "no answer"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return f"exited with status {process.returncode}"
-        problem = probe(port, WORKLOADS["hello"])
+        problem = probe(port, WORKLOADS["hello"], tls)
         if problem is None:
             return None
         if problem.startswith("wrong answer"):
@@ -618,7 +665,7 @@ class Running:
                 stderr=stderr,
                 start_new_session=True,
             )
-        self.problem = wait_ready(self.process, self.port, args.start_timeout)
+        self.problem = wait_ready(self.process, self.port, args.start_timeout, args.tls)
         if self.problem is not None:
             detail = last_line(self.stderr_path)
             self.problem = f"{self.problem}: {detail}" if detail else self.problem
@@ -628,10 +675,10 @@ def measure(
     running: Running, workload: Workload, args: argparse.Namespace, generator: LoadGenerator
 ) -> dict:
     process, port = running.process, running.port
-    problem = probe(port, workload)
+    problem = probe(port, workload, args.tls)
     if problem is not None:
         return {"failed": problem}
-    if workload.pipeline > 1 and not pipelines(port, workload):
+    if workload.pipeline > 1 and (args.tls or not pipelines(port, workload)):
         return {"unsupported": "does not answer pipelined requests"}
     if args.warmup > 0:
         generator.run(args, port, workload, args.warmup)
@@ -640,7 +687,7 @@ def measure(
     cpu_after = tree_cpu_seconds(process.pid)
     if process.poll() is not None:
         return {"failed": f"exited during the run with status {process.returncode}"}
-    problem = probe(port, workload)
+    problem = probe(port, workload, args.tls)
     if problem is not None:
         return {"failed": f"after the run: {problem}"}
     if m.requests < args.duration * 10:
@@ -872,6 +919,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help=f"serve HTTPS (a self-signed certificate; servers: {', '.join(TLS_SERVERS)})",
+    )
+    parser.add_argument(
         "--update-readme",
         action="store_true",
         help="also put the summary table in README.md (between its results markers)",
@@ -892,6 +944,11 @@ def parse_args() -> argparse.Namespace:
         if no_threads and only_given:
             parser.error(f"{', '.join(no_threads)} cannot run the application on threads")
         args.only = [n for n in args.only if SERVERS[n].threads]
+    if args.tls:
+        no_tls = [n for n in args.only if n not in TLS_SERVERS]
+        if no_tls and only_given:
+            parser.error(f"{', '.join(no_tls)} are not compared over TLS")
+        args.only = [n for n in args.only if n in TLS_SERVERS]
     if args.duration < 1 or args.warmup < 0 or args.connections < 1:
         parser.error("--duration and --connections must be at least 1, --warmup at least 0")
     return args

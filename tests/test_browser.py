@@ -22,7 +22,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
 
-def browser(width: int = 1100, height: int = 820):
+def browser(width: int = 1100, height: int = 820, extra: tuple[str, ...] = ()):
     if not (CHROMIUM and DRIVER):
         message = "needs chromium and chromedriver (Debian: chromium, chromium-driver)"
         if os.environ.get("CI"):
@@ -36,6 +36,7 @@ def browser(width: int = 1100, height: int = 820):
         "--disable-dev-shm-usage",
         "--disable-gpu",
         f"--window-size={width},{height}",
+        *extra,
     ):
         options.add_argument(arg)
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
@@ -116,3 +117,40 @@ def test_chat_between_two_windows_and_the_clock_ticks(demo, windows, backend):
         poll_window.get(demo.url("/chat?transport=poll"))
         wait_for(poll_window, lambda d: len(chat_texts(d)) >= 3)
         poll_window.save_screenshot(str(Path(out) / "chat.png"))
+
+
+def test_the_demo_over_https_trusting_a_test_ca(serve, backend, tmp_path):
+    """The demo served with --certfile: Chromium, trusting the test CA that signed the
+    server's certificate (and nothing else), loads the page over https, its WebSocket over
+    wss, and the clock ticks."""
+    import base64
+    import hashlib
+
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    ca = trustme.CA()
+    chain = tmp_path / "server.pem"
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    chain.write_bytes(cert.private_key_and_cert_chain_pem.bytes() + ca.cert_pem.bytes())
+    spki = x509.load_pem_x509_certificate(ca.cert_pem.bytes()).public_key()
+    der = spki.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    trusted = base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+    server = serve("--certfile", str(chain))
+    assert server.url("/").startswith("https://")
+    driver = browser(extra=(f"--ignore-certificate-errors-spki-list={trusted}",))
+    try:
+        driver.get(server.url("/"))
+        assert driver.execute_script("return window.isSecureContext") is True
+        wait_for(driver, lambda d: "WebSocket" in chat_status(d), message="wss live")
+        clock = driver.find_element(By.ID, "time")
+        wait_for(driver, lambda d: clock.text.count(":") == 2, message="clock shows a time")
+        shown = clock.text
+        wait_for(driver, lambda d: clock.text != shown, timeout=5, message="clock ticks")
+        text = f"Hello over TLS ({backend} backend)"
+        say(driver, text)
+        wait_for(driver, lambda d: text in chat_texts(d), message="message over wss")
+    finally:
+        driver.quit()
