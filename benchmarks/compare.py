@@ -8,7 +8,7 @@ One command sets everything up, runs every server on every workload and writes a
         --workloads hello,post-1k
     benchmarks/compare --app-threads 16 --output benchmarks/RESULTS-threads.md
                                                           # thread mode: hello, blocking, django
-    benchmarks/compare --tls --workloads hello --output benchmarks/RESULTS-tls.md
+    benchmarks/compare --workloads tls-hello --output benchmarks/RESULTS-tls.md
                                                           # HTTPS: evserver, granian, gunicorn
 
 Each server runs one worker pinned to one CPU and the load generator runs pinned to the other.
@@ -122,6 +122,8 @@ WORKLOADS = {
         ),
         Workload("blocking", "a view that blocks 20 ms", "/blocking", HELLO),
         Workload("django", "a Django view: SQLite query and template", "/django", None),
+        # hello over HTTPS, keep-alive: runs alone (every server of the run serves TLS).
+        Workload("tls-hello", "hello world over HTTPS", "/", HELLO),
     ]
 }
 # The workloads of applications that block or do real work: what --app-threads is for.
@@ -935,8 +937,14 @@ def parse_args() -> argparse.Namespace:
         if args.app_threads > 1:
             args.workloads = ",".join(["hello", *THREAD_WORKLOADS])
         else:
-            args.workloads = ",".join(w for w in WORKLOADS if w not in THREAD_WORKLOADS)
+            args.workloads = ",".join(
+                w for w in WORKLOADS if w not in THREAD_WORKLOADS and w != "tls-hello"
+            )
     args.workloads = names(args.workloads, WORKLOADS, "workload", parser)
+    if "tls-hello" in args.workloads:
+        if len(args.workloads) > 1:
+            parser.error("tls-hello runs alone: every server of the run serves HTTPS")
+        args.tls = True
     if args.app_threads < 1:
         parser.error("--app-threads must be at least 1")
     if args.app_threads > 1:
