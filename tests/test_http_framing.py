@@ -43,6 +43,21 @@ def test_list_or_tuple_body_is_sent_with_content_length(server, target):
     assert resp.body == b"hello world"
 
 
+@pytest.mark.parametrize("kind", ["list", "tuple"])
+def test_a_list_iterator_body_is_sent_with_content_length_and_closed(server, kind):
+    # Django's HttpResponse iterates as iter([content]): the items are all in memory, so
+    # nothing is gained by streaming them one send at a time.
+    key = f"list-iterator-{kind}"
+    query = f"key={key}" + ("&tuple=1" if kind == "tuple" else "")
+    resp, closed = get(server, f"/list-iterator?{query}")
+    assert resp.status == 200
+    assert resp.header("Content-Length") == "11"
+    assert resp.header("Transfer-Encoding") is None
+    assert resp.body == b"hello world"
+    assert not closed
+    assert server.wait_for_event(key, "close") == ["close"]
+
+
 def test_streamed_body_on_http11_is_chunked(server):
     resp, closed = get(server, "/gen")
     assert resp.framing == "chunked"

@@ -184,7 +184,21 @@ impl Response {
                 None => self.source = Source::Iter(result.try_iter()?.into_any().unbind()),
             }
         } else {
-            self.source = Source::Iter(result.try_iter()?.into_any().unbind());
+            let iter = result.try_iter()?;
+            match remaining_items(&iter)? {
+                Some(items) => {
+                    // Iterating it gives a list's or tuple's iterator (Django's HttpResponse
+                    // does): the items are in memory and asking for them cannot block, so
+                    // the body goes out like a list, whole and with its length.
+                    self.known_length = sequence_length(items.iter());
+                    self.source = Source::Sequence {
+                        len: items.len(),
+                        obj: items.into_any().unbind(),
+                        index: 0,
+                    };
+                }
+                None => self.source = Source::Iter(iter.into_any().unbind()),
+            }
         }
         Ok(())
     }
@@ -616,6 +630,29 @@ impl Response {
             Err(err) => ctx.log.exception("Error looking up close()", &err),
         }
     }
+}
+
+/// What is left in `iter` as a new list, if it is a built-in list or tuple iterator (whose
+/// next item is always at hand); `None` for any other iterator.
+fn remaining_items<'py>(
+    iter: &Bound<'py, pyo3::types::PyIterator>,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    let kind = iter.get_type().as_type_ptr();
+    // SAFETY: only the addresses of the interpreter's static type objects are taken (safe
+    // from Rust 1.82 on; this crate still builds with 1.80, where it needs `unsafe`).
+    #[allow(unused_unsafe)]
+    let builtin = unsafe {
+        kind == std::ptr::addr_of_mut!(pyo3::ffi::PyListIter_Type)
+            || kind == std::ptr::addr_of_mut!(pyo3::ffi::PyTupleIter_Type)
+    };
+    if !builtin {
+        return Ok(None);
+    }
+    let items = PyList::empty(iter.py());
+    for item in iter.clone() {
+        items.append(item?)?;
+    }
+    Ok(Some(items))
 }
 
 /// The total length of a list or tuple of bytes, if every item is bytes.

@@ -3,7 +3,7 @@
 import hashlib
 import socket
 
-from recorder import query, respond, with_common_routes
+from recorder import query, record, respond, with_common_routes
 
 MIB = 1 << 20
 
@@ -15,6 +15,21 @@ def pattern(i):
 
 def gen(*chunks):
     yield from chunks
+
+
+class ListBacked:
+    """A response object shaped like Django's HttpResponse: iterating it gives a list's
+    iterator, and it has a close() the server must call."""
+
+    def __init__(self, key, chunks, as_tuple=False):
+        self.key = key
+        self.chunks = tuple(chunks) if as_tuple else list(chunks)
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self):
+        record(self.key, "close")
 
 
 @with_common_routes
@@ -31,6 +46,9 @@ def application(environ, start_response):
     if path == "/gen":
         start_response("200 OK", text)
         return gen(b"hello ", b"world")
+    if path == "/list-iterator":
+        start_response("200 OK", text)
+        return ListBacked(q.get("key", ""), [b"hello ", b"world"], as_tuple="tuple" in q)
     if path == "/gen-with-length":
         start_response("200 OK", [*text, ("Content-Length", "11")])
         return gen(b"hello ", b"world")
