@@ -220,6 +220,15 @@ impl Worker {
         let result = match self.mode {
             Mode::Inline { .. } => self.run_loop(),
             Mode::Pool(_) => {
+                // The loop wakes for every arrival and every finished job. Were it to preempt
+                // the application thread holding the GIL each time, the threads waiting for
+                // the GIL would run in between only to find it taken (measured with Django on
+                // one CPU: 21 context switches per request instead of 7.5, and 5-9% fewer
+                // requests per second). As SCHED_BATCH it runs at the next scheduling point.
+                if let Err(e) = evserver_platform::process::stop_preempting_on_wakeup() {
+                    self.log
+                        .warning(&format!("cannot make the loop thread SCHED_BATCH: {e}"));
+                }
                 let this = StaysOnThisThread(self);
                 py.detach(move || this.run_detached())
             }
