@@ -57,6 +57,7 @@ fn cli_help() -> String {
 fn _evserver(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(main, m)?)?;
     m.add_function(wrap_pyfunction!(cli_help, m)?)?;
+    m.add_function(wrap_pyfunction!(websocket::py::broadcast, m)?)?;
     m.add_class::<wsgi::file_wrapper::FileWrapper>()?;
     m.add_class::<wsgi::input::Input>()?;
     m.add_class::<wsgi::start_response::StartResponse>()?;

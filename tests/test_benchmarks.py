@@ -66,12 +66,13 @@ def test_websocket_benchmark_runs_against_evserver():
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "websocket" / "measure.py"
     result = subprocess.run(
         [sys.executable, str(script), "--clients", "200", "--duration", "2", "--echo-rate",
-         "200", "--servers", "evserver-io_uring,evserver-poll", "--no-install"],
+         "200", "--servers", "evserver-io_uring,evserver-poll,evserver-send-loop", "--no-install"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| evserver-")]
-    assert [r.split("|")[1].strip() for r in rows] == ["evserver-io_uring", "evserver-poll"]
+    names = ["evserver-io_uring", "evserver-poll", "evserver-send-loop"]
+    assert [r.split("|")[1].strip() for r in rows] == names
     for row in rows:
         cells = [c.strip() for c in row.split("|")]
         assert cells[7] == "0", row  # nothing lost

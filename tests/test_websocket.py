@@ -166,6 +166,33 @@ def test_any_request_may_send_to_an_open_websocket(server):
         assert b.recv(timeout=10) == "news"
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_broadcast_reaches_every_open_websocket_and_skips_closed_ones(server, binary):
+    with connect(url(server, "/end")) as gone:
+        assert gone.recv(timeout=10) == "bye"
+        with pytest.raises(ConnectionClosed):
+            gone.recv(timeout=10)
+    with connect(url(server, "/listen")) as a, connect(url(server, "/listen")) as b:
+        assert a.recv(timeout=10) == "listening"
+        assert b.recv(timeout=10) == "listening"
+        query = "m=news" + ("&binary=1" if binary else "")
+        answer = exchange(server, request("GET", f"/broadcast-all?{query}")).body
+        sent, listeners, ended = map(int, answer.split())
+        assert ended >= 1 and listeners >= 2
+        assert sent == listeners, "every open WebSocket, and none of the closed ones"
+        expected = b"news" if binary else "news"
+        assert a.recv(timeout=10) == expected
+        assert b.recv(timeout=10) == expected
+
+
+def test_broadcast_refuses_what_it_cannot_send(server):
+    errors = exchange(server, request("GET", "/broadcast-wrong")).body.decode().splitlines()
+    assert errors == [
+        "broadcast() sends to WebSockets, not object",
+        "broadcast() sends str or bytes, not int",
+    ]
+
+
 def test_a_message_over_the_limit_closes_with_1009_and_one_at_it_passes(server):
     with connect(url(server, "/echo"), compression=None, max_size=None) as ws:
         ws.send(b"x" * 100_000)

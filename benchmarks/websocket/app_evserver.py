@@ -7,13 +7,21 @@
   on one channel, which every publish also reaches).
 - ``POST /publish``: sends the body to every subscriber; answers how many.
 - ``/stats``: ``{"open": N}``, the subscribers open.
+
+A publish reaches the WebSockets with one ``evserver.websocket.broadcast`` call; with
+``BENCH_WS_SEND_LOOP=1`` in the environment, with a loop of ``ws.send`` in Python instead (the
+benchmark measures both).
 """
 
+import os
 import threading
 
 from common import answer, not_found, published
 from evserver.comet import Channel, longpoll, sse
 from evserver.websocket import ConnectionClosed
+from evserver.websocket import broadcast as broadcast_to
+
+SEND_LOOP = os.environ.get("BENCH_WS_SEND_LOOP") == "1"
 
 LOCK = threading.Lock()
 SUBSCRIBERS = set()
@@ -24,6 +32,8 @@ def broadcast(message):
     CHANNEL.publish(message)
     with LOCK:
         targets = list(SUBSCRIBERS)
+    if not SEND_LOOP:
+        return broadcast_to(targets, message)
     for ws in targets:
         try:
             ws.send(message)

@@ -40,7 +40,9 @@ REPO = HERE.parent.parent
 VENV = HERE.parent / ".venv-websocket"
 VENV_BIN = VENV / "bin"
 LOGS = VENV / "logs"
-SERVERS = ["evserver-io_uring", "evserver-poll", "gevent-websocket", "uwsgi"]
+# evserver-send-loop: io_uring, the app broadcasting with a loop of ws.send instead of one
+# evserver.websocket.broadcast call.
+SERVERS = ["evserver-io_uring", "evserver-poll", "evserver-send-loop", "gevent-websocket", "uwsgi"]
 BASELINE = "evserver-io_uring"
 PEERS = ["uwsgi==2.0.31", "gunicorn==23.0.0", "gevent==26.9.0", "gevent-websocket==0.10.1"]
 
@@ -76,6 +78,9 @@ def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[
     env.pop("EVSERVER_WORKERS", None)
     if name.startswith("evserver-"):
         backend = name.split("-", 1)[1]
+        if backend == "send-loop":
+            backend = "io_uring"
+            env["BENCH_WS_SEND_LOOP"] = "1"
         command = [sys.executable, "-m", "evserver", "app_evserver:application"]
         command += ["-l", f"127.0.0.1:{port}", "--backend", backend, "--log-level", "warning"]
         command += ["--backlog", "4096", "--websocket-ping", "0"]

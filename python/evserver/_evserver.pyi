@@ -24,6 +24,9 @@ def main(argv: Sequence[str], app: Callable[..., Any] | None = None) -> int:
 def cli_help() -> str:
     """``evserver --help`` as printed on a 100-column terminal."""
 
+def broadcast(websockets: Iterable[Any], message: str | bytes) -> int:
+    """``evserver.websocket.broadcast``: one message to many WebSockets."""
+
 @final
 class FileWrapper:
     """``wsgi.file_wrapper``: a regular file behind it is sent with sendfile."""

@@ -136,6 +136,44 @@ pub struct WebSocket {
     subprotocol: Option<String>,
 }
 
+/// `evserver.websocket.broadcast(websockets, message)`: queues one message on every open
+/// WebSocket of `websockets` (an iterable) and answers on how many. Closed ones, and clients
+/// too far behind (`--websocket-max-queue`, which fails them as `send` does), are skipped
+/// without an error. One call instead of a `send` per WebSocket: the interpreter is released
+/// while the frames are queued.
+#[pyfunction]
+pub fn broadcast(
+    py: Python<'_>,
+    websockets: &Bound<'_, PyAny>,
+    message: &Bound<'_, PyAny>,
+) -> PyResult<usize> {
+    let (text, payload): (bool, Vec<u8>) = if let Ok(text) = message.cast::<PyString>() {
+        (true, text.to_str()?.as_bytes().to_vec())
+    } else if let Ok(bytes) = message.cast::<PyBytes>() {
+        (false, bytes.as_bytes().to_vec())
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "broadcast() sends str or bytes, not {}",
+            message.get_type().name()?
+        )));
+    };
+    let mut targets = Vec::new();
+    for item in websockets.try_iter()? {
+        let item = item?;
+        let ws = item.cast::<WebSocket>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "broadcast() sends to WebSockets, not {}",
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        targets.push(ws.get().shared.clone());
+    }
+    Ok(py.detach(|| WsShared::send_to_all(&targets, text, &payload)))
+}
+
 /// `evserver.websocket.ConnectionClosed(code, reason)`.
 fn connection_closed(py: Python<'_>, closed: Closed) -> PyErr {
     let made = py

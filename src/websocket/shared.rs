@@ -124,6 +124,15 @@ impl WsShared {
         Ok(())
     }
 
+    /// Queues the same message on each of `targets` that is open and not too far behind;
+    /// answers how many took it.
+    pub fn send_to_all(targets: &[Arc<WsShared>], text: bool, data: &[u8]) -> usize {
+        targets
+            .iter()
+            .filter(|ws| ws.send(text, data).is_ok())
+            .count()
+    }
+
     /// The client stopped reading: `backlog` bytes wait for it, past `--websocket-max-queue`.
     /// Its WebSocket ends (what waits is dropped, the conversation wakes and its next
     /// `receive` raises) and the loop drops the connection; bounded memory over a client that

@@ -15,17 +15,22 @@
   sent and the largest ``buffered_amount`` it saw (``/flooded?key=K`` tells).
 - ``/broadcast?size=S``: as ``?m=`` but S bytes of ``x``; answers ``sent failed``, failed
   being the listeners whose ``send`` raised ``ConnectionClosed``.
+- ``/broadcast-all?m=TEXT[&binary=1]``: ``evserver.websocket.broadcast`` of TEXT to the
+  listeners and to every WebSocket ``/end`` closed; answers ``sent listeners ended``.
+- ``/broadcast-wrong``: answers the errors of ``broadcast`` given a non-WebSocket target and a
+  message neither str nor bytes.
 """
 
 import threading
 from urllib.parse import parse_qs
 
-from evserver.websocket import ConnectionClosed
+from evserver.websocket import ConnectionClosed, broadcast
 
 LOCK = threading.Lock()
 LISTENERS = []
 ENDINGS = {}
 FLOODS = {}
+ENDED = []
 
 
 def query(environ, name, default=""):
@@ -77,6 +82,8 @@ def flood(environ, ws, n, size, key):
 
 
 def end(ws):
+    with LOCK:
+        ENDED.append(ws)
     ws.send("bye")
     yield b""
 
@@ -106,6 +113,22 @@ def application(environ, start_response):
         if size:
             return plain(start_response, f"{len(targets) - failed} {failed}")
         return plain(start_response, str(len(targets)))
+    if path == "/broadcast-all":
+        with LOCK:
+            listeners, ended = list(LISTENERS), list(ENDED)
+        message = query(environ, "m")
+        if query(environ, "binary"):
+            message = message.encode()
+        sent = broadcast(listeners + ended, message)
+        return plain(start_response, f"{sent} {len(listeners)} {len(ended)}")
+    if path == "/broadcast-wrong":
+        errors = []
+        for targets, message in (([object()], "x"), ([], 42)):
+            try:
+                broadcast(targets, message)
+            except TypeError as e:
+                errors.append(str(e))
+        return plain(start_response, "\n".join(errors))
     if path == "/flooded":
         with LOCK:
             return plain(start_response, FLOODS.get(query(environ, "key"), ""))
