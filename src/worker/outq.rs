@@ -225,6 +225,18 @@ impl<K> OutQueue<K> {
         !self.in_flight && self.pending.bytes == 0
     }
 
+    /// Gives the buffers back if nothing is queued: for a connection that will sit idle for a
+    /// long time with nothing to send (a WebSocket between messages).
+    pub fn release_memory(&mut self) {
+        if self.is_empty() {
+            self.pending = Half::new();
+            self.flight = Half::new();
+            self.gather = Gather::new();
+            self.flight_index = 0;
+            self.flight_offset = 0;
+        }
+    }
+
     /// The send to issue next: the rest of a flight that was started and not finished (sent
     /// in part without a send still on its way, as a pool thread leaves it), else a new flight.
     pub fn next_send(&mut self) -> Option<SendOp> {
@@ -358,6 +370,25 @@ mod tests {
         assert_eq!(bytes_of(&mut q, &op), b"HTTP/1.1 200 OK\r\n\r\nhello");
         assert!(q.complete(24).is_none());
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn memory_is_released_only_when_nothing_waits() {
+        let mut q: OutQueue<Vec<u8>> = OutQueue::new();
+        q.push_copy(b"frame");
+        q.start_flight().unwrap();
+        q.push_copy(b"next");
+        q.release_memory(); // a send is in flight and bytes are pending: kept
+        assert_eq!(q.unsent(), 9);
+        assert!(q.complete(5).is_none());
+        let op = q.start_flight().unwrap();
+        assert_eq!(bytes_of(&mut q, &op), b"next");
+        assert!(q.complete(4).is_none());
+        q.release_memory();
+        assert_eq!(q.pending.copied.capacity() + q.flight.copied.capacity(), 0);
+        q.push_copy(b"again"); // and the queue works on
+        let op = q.start_flight().unwrap();
+        assert_eq!(bytes_of(&mut q, &op), b"again");
     }
 
     #[test]

@@ -44,8 +44,9 @@ impl Worker {
             return;
         }
         self.start_send(slot, conn);
-        if let Some(ws) = &conn.ws {
+        if let Some(ws) = conn.ws.as_mut() {
             ws.note_socket_backlog(conn.out.unsent());
+            ws.release_handshake_buffers(&mut conn.out);
         }
         match conn.state {
             State::App(_) => {

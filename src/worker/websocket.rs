@@ -5,6 +5,7 @@
 
 use super::conn::{Conn, State};
 use super::op::Op;
+use super::outq::{Keep, OutQueue};
 use super::Worker;
 use crate::log::Log;
 use crate::websocket::hub::ConnId;
@@ -29,9 +30,20 @@ pub struct WsConn {
     last_heard: Instant,
     /// A keep-alive ping went out at this time and nothing came since.
     ping_sent: Option<Instant>,
+    /// The send queue still has the memory the `101` was written into: given back once the
+    /// handshake is out, as most WebSockets then wait a long time before their first message.
+    handshake_buffers: bool,
 }
 
 impl WsConn {
+    /// After a send completed: frees `out`'s buffers the first time it is empty.
+    pub fn release_handshake_buffers(&mut self, out: &mut OutQueue<Keep>) {
+        if self.handshake_buffers && out.is_empty() {
+            out.release_memory();
+            self.handshake_buffers = false;
+        }
+    }
+
     /// The loop's send queue holds `unsent` bytes for this WebSocket (what senders count
     /// against `--websocket-max-queue`).
     pub fn note_socket_backlog(&self, unsent: usize) {
@@ -144,8 +156,9 @@ impl WsConn {
 
 impl Worker {
     /// From the sweep's pass over the connections: `--websocket-ping` (pings `conn`'s
-    /// WebSocket if it is silent, closes it if its pongs stopped), and the receive buffer of
-    /// an idle WebSocket given back (thousands of them wait most of their lives).
+    /// WebSocket if it is silent, closes it if its pongs stopped), and the receive buffer and
+    /// empty send queue of an idle WebSocket given back (thousands of them wait most of their
+    /// lives).
     pub(super) fn ws_sweep(&mut self, slot: u32, conn: &mut Conn) {
         let Some(ws) = conn.ws.as_mut() else {
             return;
@@ -160,6 +173,9 @@ impl Worker {
         }
         if ws.pending.is_empty() {
             ws.pending = Vec::new();
+        }
+        if !conn.sending {
+            conn.out.release_memory();
         }
     }
 
@@ -225,6 +241,7 @@ impl Worker {
                 done_reading: false,
                 last_heard: self.now,
                 ping_sent: None,
+                handshake_buffers: true,
             }));
             conn.deadline = None;
             if let Some(ws) = conn.ws.as_mut() {
