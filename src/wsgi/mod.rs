@@ -18,6 +18,7 @@ pub mod output;
 pub mod peer;
 pub mod recycle;
 pub mod response;
+mod source;
 pub mod start_response;
 pub mod template;
 pub mod upgrade;

@@ -4,10 +4,11 @@
 //! exactly once. It never sends: what must happen next is the [`Step`] it returns.
 
 use super::fdevent::{PendingWait, TimeoutFlag, Waits};
-use super::file_wrapper::{file_to_send, FileSend, FileWrapper};
+use super::file_wrapper::FileSend;
 use super::head::write_app_head;
 use super::output::Output;
 use super::recycle::RequestObjects;
+use super::source::Source;
 use super::start_response::Starter;
 use super::upgrade::{yielded_on_websocket, Upgraded};
 use crate::log::Log;
@@ -28,21 +29,6 @@ pub const HIGH_WATER_MARK: usize = 64 * 1024;
 const SEQUENCE_HIGH_WATER_MARK: usize = 4 * 1024 * 1024;
 /// Chunks up to this size are copied into the send buffer; larger ones are sent in place.
 const COPY_LIMIT: usize = 4096;
-
-/// Where the body comes from.
-enum Source {
-    /// A list or tuple: items by index, total length known.
-    Sequence {
-        obj: Py<PyAny>,
-        index: usize,
-        len: usize,
-    },
-    /// Any other iterable.
-    Iter(Py<PyAny>),
-    /// A `wsgi.file_wrapper` over a regular file: sent with sendfile.
-    File(FileSend),
-    Exhausted,
-}
 
 /// What the connection must do next for this response.
 pub enum Step {
@@ -161,45 +147,9 @@ impl Response {
 
     /// Chooses how to walk the result.
     fn prepare(&mut self, py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Ok(list) = result.cast_exact::<PyList>() {
-            self.known_length = sequence_length(list.iter());
-            self.source = Source::Sequence {
-                obj: result.clone().unbind(),
-                index: 0,
-                len: list.len(),
-            };
-        } else if let Ok(tuple) = result.cast_exact::<PyTuple>() {
-            self.known_length = sequence_length(tuple.iter());
-            self.source = Source::Sequence {
-                obj: result.clone().unbind(),
-                index: 0,
-                len: tuple.len(),
-            };
-        } else if let Ok(wrapper) = result.cast::<FileWrapper>() {
-            match file_to_send(py, &wrapper.borrow().filelike.bind(py).clone()) {
-                Some(file) => {
-                    self.known_length = Some(file.remaining);
-                    self.source = Source::File(file);
-                }
-                None => self.source = Source::Iter(result.try_iter()?.into_any().unbind()),
-            }
-        } else {
-            let iter = result.try_iter()?;
-            match remaining_items(&iter)? {
-                Some(items) => {
-                    // Iterating it gives a list's or tuple's iterator (Django's HttpResponse
-                    // does): the items are in memory and asking for them cannot block, so
-                    // the body goes out like a list, whole and with its length.
-                    self.known_length = sequence_length(items.iter());
-                    self.source = Source::Sequence {
-                        len: items.len(),
-                        obj: items.into_any().unbind(),
-                        index: 0,
-                    };
-                }
-                None => self.source = Source::Iter(iter.into_any().unbind()),
-            }
-        }
+        let (source, known_length) = Source::of(py, result)?;
+        self.source = source;
+        self.known_length = known_length;
         Ok(())
     }
 
@@ -630,36 +580,4 @@ impl Response {
             Err(err) => ctx.log.exception("Error looking up close()", &err),
         }
     }
-}
-
-/// What is left in `iter` as a new list, if it is a built-in list or tuple iterator (whose
-/// next item is always at hand); `None` for any other iterator.
-fn remaining_items<'py>(
-    iter: &Bound<'py, pyo3::types::PyIterator>,
-) -> PyResult<Option<Bound<'py, PyList>>> {
-    let kind = iter.get_type().as_type_ptr();
-    // SAFETY: only the addresses of the interpreter's static type objects are taken (safe
-    // from Rust 1.82 on; this crate still builds with 1.80, where it needs `unsafe`).
-    #[allow(unused_unsafe)]
-    let builtin = unsafe {
-        kind == std::ptr::addr_of_mut!(pyo3::ffi::PyListIter_Type)
-            || kind == std::ptr::addr_of_mut!(pyo3::ffi::PyTupleIter_Type)
-    };
-    if !builtin {
-        return Ok(None);
-    }
-    let items = PyList::empty(iter.py());
-    for item in iter.clone() {
-        items.append(item?)?;
-    }
-    Ok(Some(items))
-}
-
-/// The total length of a list or tuple of bytes, if every item is bytes.
-fn sequence_length<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> Option<u64> {
-    let mut total = 0u64;
-    for item in items {
-        total += item.cast::<PyBytes>().ok()?.as_bytes().len() as u64;
-    }
-    Some(total)
 }
