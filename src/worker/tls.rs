@@ -135,8 +135,19 @@ impl Worker {
         let Some(file) = response.file().filter(|f| f.remaining > 0) else {
             return self.end_file(slot, conn);
         };
-        let mut step = vec![0; file.remaining.min(FILE_STEP as u64) as usize];
-        match sys::pread(file.fd, &mut step, file.offset as u64) {
+        let want = file.remaining.min(FILE_STEP as u64) as usize;
+        let offset = file.offset as u64;
+        let fd = file.fd;
+        // Read straight into the send queue's buffer (encrypted from there on its way out):
+        // no step buffer of its own to allocate and copy from.
+        let read = conn.out.write_with(|buf| {
+            let start = buf.len();
+            buf.resize(start + want, 0);
+            let read = sys::pread(fd, &mut buf[start..], offset);
+            buf.truncate(start + read.as_ref().map_or(0, |n| *n));
+            read
+        });
+        match read {
             Ok(0) => {
                 file.remaining = 0;
                 self.end_file(slot, conn);
@@ -145,7 +156,6 @@ impl Worker {
                 file.offset += n as i64;
                 file.remaining -= n as u64;
                 response.add_file_bytes(n as u64);
-                conn.out.push_copy(&step[..n]);
                 self.start_send(slot, conn);
             }
             Err(e) => {
