@@ -51,25 +51,38 @@ def log(message: str) -> None:
 # --- setup -----------------------------------------------------------------------------------
 
 
-def ensure_venv(install: bool) -> None:
-    """The peers live in a venv of their own: uwsgi, gunicorn and gevent from PyPI."""
-    if (VENV_BIN / "uwsgi").exists() and (VENV_BIN / "gunicorn").exists():
-        check = [str(VENV_BIN / "python"), "-c", "import gevent, packaging"]
+def ensure_peer_venv(
+    venv: Path, packages: list[str], imports: str, install: bool, say=None
+) -> None:
+    """Makes sure the peers' own venv ``venv`` has uwsgi, gunicorn and what ``imports`` names
+    (``"gevent, packaging"``); if not, installs ``packages`` from PyPI into it (pip's output in
+    its logs/pip.log), or exits when ``install`` is false. Shared with the WebSocket benchmark."""
+    bin_dir = venv / "bin"
+    if (bin_dir / "uwsgi").exists() and (bin_dir / "gunicorn").exists():
+        check = [str(bin_dir / "python"), "-c", f"import {imports}"]
         if subprocess.run(check, capture_output=True, check=False).returncode == 0:
             return
     if not install:
-        sys.exit(f"{VENV} lacks uwsgi or gunicorn; run without --no-install")
-    log(f"creating {VENV} with uwsgi, gunicorn, gevent (uwsgi compiles: a few minutes)")
-    if not (VENV_BIN / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with open(LOGS / "pip.log", "w") as out:
+        sys.exit(f"{venv} lacks the peers; run without --no-install")
+    (say or log)(f"creating {venv} with {', '.join(packages)} (uwsgi compiles: a few minutes)")
+    if not (bin_dir / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    logs = venv / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "pip.log", "w") as out:
         subprocess.run(
-            [VENV_BIN / "pip", "install", "uwsgi", "gunicorn", "gevent", "packaging"],
+            [bin_dir / "pip", "install", *packages],
             stdout=out,
             stderr=subprocess.STDOUT,
             check=True,
         )
+
+
+def ensure_venv(install: bool) -> None:
+    """The peers live in a venv of their own: uwsgi, gunicorn and gevent from PyPI."""
+    ensure_peer_venv(
+        VENV, ["uwsgi", "gunicorn", "gevent", "packaging"], "gevent, packaging", install
+    )
 
 
 def raise_fd_limit(needed: int) -> int:

@@ -57,20 +57,7 @@ def log(message: str) -> None:
 
 
 def ensure_venv(install: bool) -> None:
-    if (VENV_BIN / "uwsgi").exists() and (VENV_BIN / "gunicorn").exists():
-        check = [str(VENV_BIN / "python"), "-c", "import gevent, geventwebsocket"]
-        if subprocess.run(check, capture_output=True, check=False).returncode == 0:
-            return
-    if not install:
-        sys.exit(f"{VENV} lacks the peers; run without --no-install")
-    log(f"creating {VENV} with {', '.join(PEERS)} (uwsgi compiles: a few minutes)")
-    if not (VENV_BIN / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with open(LOGS / "pip.log", "w") as out:
-        subprocess.run(
-            [VENV_BIN / "pip", "install", *PEERS], stdout=out, stderr=subprocess.STDOUT, check=True
-        )
+    comet.ensure_peer_venv(VENV, PEERS, "gevent, geventwebsocket", install, say=log)
 
 
 def server_command(name: str, port: int, clients: int) -> tuple[list[str], dict[str, str]]:
