@@ -200,7 +200,7 @@ def real_interpreter(python: str) -> str:
     return out.stdout.strip()
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="evserver-io_uring,evserver-poll")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
@@ -218,20 +218,28 @@ def main() -> int:
         metavar="OPT",
         help="extra valgrind option, e.g. --dump-instr=yes (repeatable)",
     )
-    args = parser.parse_args()
-    # compare.py's server commands read this: instructions are counted inline (one thread).
+    args = parser.parse_args(argv)
+    # compare.py's server commands read these: instructions are counted inline (one thread),
+    # over plain HTTP.
     args.app_threads = 1
-    if args.evserver_python:
-        args.evserver_python = real_interpreter(args.evserver_python)
-    servers = [s for s in args.only.split(",") if s]
-    workloads = [w for w in args.workloads.split(",") if w]
-    bad = [s for s in servers if s not in CALLGRIND_SERVERS]
-    bad += [w for w in workloads if w not in WORKLOADS]
+    args.tls = False
+    args.servers = [s for s in args.only.split(",") if s]
+    args.workload_names = [w for w in args.workloads.split(",") if w]
+    bad = [s for s in args.servers if s not in CALLGRIND_SERVERS]
+    bad += [w for w in args.workload_names if w not in WORKLOADS]
     if bad or args.requests < 1:
         parser.error(
             f"unknown {', '.join(bad)}; servers: {', '.join(CALLGRIND_SERVERS)}; "
             f"workloads: {', '.join(WORKLOADS)}"
         )
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if args.evserver_python:
+        args.evserver_python = real_interpreter(args.evserver_python)
+    servers, workloads = args.servers, args.workload_names
     print(f"instructions per request ({args.requests} requests after {args.warmup} warmup)")
     print()
     print("| workload | " + " | ".join(servers) + " |")

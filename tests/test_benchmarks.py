@@ -76,3 +76,11 @@ def test_websocket_benchmark_runs_against_evserver():
     for row in rows:
         cells = [c.strip() for c in row.split("|")]
         assert cells[7] == "0", row  # nothing lost
+
+
+@pytest.mark.parametrize("server", ["evserver-io_uring", "evserver-poll"])
+def test_instructions_builds_the_server_command_compare_defines(server):
+    # compare.py's commands read options instructions.py must set (a missing one crashed it).
+    command = compare.SERVERS[server].command(instructions.parse_args([]), 8080)
+    assert "--threads" not in command and "--certfile" not in command
+    assert "127.0.0.1:8080" in command
