@@ -166,8 +166,8 @@ def test_any_request_may_send_to_an_open_websocket(server):
         assert b.recv(timeout=10) == "news"
 
 
-@pytest.mark.parametrize("binary", [False, True])
-def test_broadcast_reaches_every_open_websocket_and_skips_closed_ones(server, binary):
+@pytest.mark.parametrize("kind", ["text", "binary", "bytearray"])
+def test_broadcast_reaches_every_open_websocket_and_skips_closed_ones(server, kind):
     with connect(url(server, "/end")) as gone:
         assert gone.recv(timeout=10) == "bye"
         with pytest.raises(ConnectionClosed):
@@ -175,12 +175,12 @@ def test_broadcast_reaches_every_open_websocket_and_skips_closed_ones(server, bi
     with connect(url(server, "/listen")) as a, connect(url(server, "/listen")) as b:
         assert a.recv(timeout=10) == "listening"
         assert b.recv(timeout=10) == "listening"
-        query = "m=news" + ("&binary=1" if binary else "")
+        query = "m=news" + ("" if kind == "text" else f"&{kind}=1")
         answer = exchange(server, request("GET", f"/broadcast-all?{query}")).body
         sent, listeners, ended = map(int, answer.split())
         assert ended >= 1 and listeners >= 2
         assert sent == listeners, "every open WebSocket, and none of the closed ones"
-        expected = b"news" if binary else "news"
+        expected = "news" if kind == "text" else b"news"
         assert a.recv(timeout=10) == expected
         assert b.recv(timeout=10) == expected
 

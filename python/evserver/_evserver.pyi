@@ -24,7 +24,7 @@ def main(argv: Sequence[str], app: Callable[..., Any] | None = None) -> int:
 def cli_help() -> str:
     """``evserver --help`` as printed on a 100-column terminal."""
 
-def broadcast(websockets: Iterable[Any], message: str | bytes) -> int:
+def broadcast(websockets: Iterable[Any], message: str | bytes | bytearray | memoryview) -> int:
     """``evserver.websocket.broadcast``: one message to many WebSockets."""
 
 @final

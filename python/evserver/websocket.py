@@ -38,8 +38,8 @@ class ConnectionClosed(Exception):
         return f"WebSocket closed ({self.code}{': ' + self.reason if self.reason else ''})"
 
 
-def broadcast(websockets: Iterable[Any], message: str | bytes) -> int:
-    """Sends ``message`` (text for ``str``, binary for ``bytes``) to every WebSocket of
+def broadcast(websockets: Iterable[Any], message: str | bytes | bytearray | memoryview) -> int:
+    """Sends ``message`` (text for ``str``, binary for bytes-like data) to every WebSocket of
     ``websockets`` that is open, and returns to how many.
 
     It does what a loop of ``ws.send(message)`` does, without the loop's cost in Python (for a

@@ -9,6 +9,7 @@ use evserver_ws::{CloseCode, DeflateConfig, Upgrade};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 /// What `accept()` decided, for the response driver (the `101` head) and the loop (the
@@ -147,16 +148,7 @@ pub fn broadcast(
     websockets: &Bound<'_, PyAny>,
     message: &Bound<'_, PyAny>,
 ) -> PyResult<usize> {
-    let (text, payload): (bool, Vec<u8>) = if let Ok(text) = message.cast::<PyString>() {
-        (true, text.to_str()?.as_bytes().to_vec())
-    } else if let Ok(bytes) = message.cast::<PyBytes>() {
-        (false, bytes.as_bytes().to_vec())
-    } else {
-        return Err(PyTypeError::new_err(format!(
-            "broadcast() sends str or bytes, not {}",
-            message.get_type().name()?
-        )));
-    };
+    let (text, payload) = message_of(message, "broadcast() sends")?;
     let mut targets = Vec::new();
     for item in websockets.try_iter()? {
         let item = item?;
@@ -172,6 +164,23 @@ pub fn broadcast(
         targets.push(ws.get().shared.clone());
     }
     Ok(py.detach(|| WsShared::send_to_all(&targets, text, &payload)))
+}
+
+/// A message to send: text for `str`, binary for bytes-like data; `what` starts the error
+/// for anything else ("send() takes").
+fn message_of<'a>(data: &'a Bound<'_, PyAny>, what: &str) -> PyResult<(bool, Cow<'a, [u8]>)> {
+    if let Ok(text) = data.cast::<PyString>() {
+        Ok((true, Cow::Borrowed(text.to_str()?.as_bytes())))
+    } else if let Ok(bytes) = data.cast::<PyBytes>() {
+        Ok((false, Cow::Borrowed(bytes.as_bytes())))
+    } else if let Ok(buffer) = data.extract::<Vec<u8>>() {
+        Ok((false, Cow::Owned(buffer)))
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "{what} str or bytes, not {}",
+            data.get_type().name()?
+        )))
+    }
 }
 
 /// `evserver.websocket.ConnectionClosed(code, reason)`.
@@ -203,19 +212,10 @@ impl WebSocket {
     /// Queues a message: text for `str`, binary for bytes-like data. Never waits; any thread
     /// of the worker may call it.
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let sent = if let Ok(text) = data.cast::<PyString>() {
-            self.shared.send(true, text.to_str()?.as_bytes())
-        } else if let Ok(bytes) = data.cast::<PyBytes>() {
-            self.shared.send(false, bytes.as_bytes())
-        } else if let Ok(buffer) = data.extract::<Vec<u8>>() {
-            self.shared.send(false, &buffer)
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "send() takes str or bytes, not {}",
-                data.get_type().name()?
-            )));
-        };
-        sent.map_err(|SendError(closed)| connection_closed(py, closed))
+        let (text, payload) = message_of(data, "send() takes")?;
+        self.shared
+            .send(text, &payload)
+            .map_err(|SendError(closed)| connection_closed(py, closed))
     }
 
     /// Sends a ping (the server answers the client's pings itself).

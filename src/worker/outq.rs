@@ -229,11 +229,7 @@ impl<K> OutQueue<K> {
     /// long time with nothing to send (a WebSocket between messages).
     pub fn release_memory(&mut self) {
         if self.is_empty() {
-            self.pending = Half::new();
-            self.flight = Half::new();
-            self.gather = Gather::new();
-            self.flight_index = 0;
-            self.flight_offset = 0;
+            *self = Self::new();
         }
     }
 

@@ -43,24 +43,13 @@ impl Source {
             return Ok((Source::Iter(result.try_iter()?.into_any().unbind()), None));
         }
         let iter = result.try_iter()?;
-        Ok(match remaining_items(&iter)? {
-            Some(items) => {
-                // Iterating it gives a list's or tuple's iterator (Django's HttpResponse does):
-                // the items are in memory and asking for them cannot block, so the body goes
-                // out like a list, whole and with its length.
-                let length = sequence_length(items.iter());
-                let len = items.len();
-                (
-                    Source::Sequence {
-                        obj: items.into_any().unbind(),
-                        index: 0,
-                        len,
-                    },
-                    length,
-                )
-            }
-            None => (Source::Iter(iter.into_any().unbind()), None),
-        })
+        match remaining_items(&iter)? {
+            // Iterating it gives a list's or tuple's iterator (Django's HttpResponse does): the
+            // items are in memory and asking for them cannot block, so the body goes out like
+            // a list (which is what it now is), whole and with its length.
+            Some(items) => Source::of(py, items.as_any()),
+            None => Ok((Source::Iter(iter.into_any().unbind()), None)),
+        }
     }
 }
 

@@ -15,7 +15,7 @@
   sent and the largest ``buffered_amount`` it saw (``/flooded?key=K`` tells).
 - ``/broadcast?size=S``: as ``?m=`` but S bytes of ``x``; answers ``sent failed``, failed
   being the listeners whose ``send`` raised ``ConnectionClosed``.
-- ``/broadcast-all?m=TEXT[&binary=1]``: ``evserver.websocket.broadcast`` of TEXT to the
+- ``/broadcast-all?m=TEXT[&binary=1|&bytearray=1]``: ``evserver.websocket.broadcast`` of TEXT to the
   listeners and to every WebSocket ``/end`` closed; answers ``sent listeners ended``.
 - ``/broadcast-wrong``: answers the errors of ``broadcast`` given a non-WebSocket target and a
   message neither str nor bytes.
@@ -119,6 +119,8 @@ def application(environ, start_response):
         message = query(environ, "m")
         if query(environ, "binary"):
             message = message.encode()
+        if query(environ, "bytearray"):
+            message = bytearray(message.encode())
         sent = broadcast(listeners + ended, message)
         return plain(start_response, f"{sent} {len(listeners)} {len(ended)}")
     if path == "/broadcast-wrong":
