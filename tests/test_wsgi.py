@@ -160,6 +160,28 @@ def test_repeated_headers_are_joined_with_commas(server):
     assert [part.strip() for part in value.split(",")] == ["a", "b", "c"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("Accept", "ab"), ("X-Multi", "a"), ("X-Multi", "ab")],
+    ids=["repeating-value", "one-character", "other"],
+)
+def test_a_field_sent_twice_with_one_value_is_joined(server, field, value):
+    # Both values must reach the app even when they are one shared string object: Accept's
+    # value while it repeats between requests, any one-character value always.
+    for _ in range(2):
+        raw = request("GET", "/environ", headers=[(field, value), (field, value)])
+        key = "HTTP_" + field.upper().replace("-", "_")
+        assert environ_for(server, raw)["values"][key] == f"{value}, {value}"
+
+
+def test_repeating_values_follow_each_request(server):
+    # The path and Host change from one request to the next; each environ has its own.
+    for path, host in [("/environ/a", "one"), ("/environ/a", "two"), ("/environ/b", "two")]:
+        raw = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        values = environ_for(server, raw)["values"]
+        assert (values["PATH_INFO"], values["RAW_URI"], values["HTTP_HOST"]) == (path, path, host)
+
+
 @pytest.mark.parametrize("order", ["dash-first", "underscore-first"])
 def test_underscore_header_does_not_overwrite_dash_header(server, order):
     headers = [("X-Foo", "dash"), ("X_Foo", "underscore")]

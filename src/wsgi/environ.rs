@@ -1,6 +1,7 @@
 //! Builds the PEP 3333 environ of a request: a copy of a per-listener template holding the
 //! constant keys, plus the request's own keys; `HTTP_*` key strings come from a table of
-//! common header names, or are cached by name.
+//! common header names, or are cached by name, and the values that repeat from request to
+//! request (the path, Host, Upgrade...) are one string while they stay the same.
 
 use super::forwarded;
 use super::latin1::str_from_latin1;
@@ -14,12 +15,46 @@ use std::collections::HashMap;
 /// Most distinct header names whose `HTTP_*` key is cached.
 const MAX_CACHED_KEYS: usize = 512;
 
+/// Longest value kept as a repeating value's string.
+const MAX_REPEATED_VALUE: usize = 256;
+
+/// The last value of a field that mostly repeats, and its string.
+struct Repeated {
+    bytes: Vec<u8>,
+    text: Py<PyString>,
+}
+
 /// Per-worker caches and scratch space for building environs.
 #[derive(Default)]
 pub struct EnvironBuilder {
     keys: HashMap<Box<[u8]>, Py<PyString>>,
     scratch: Vec<u8>,
+    /// The last value of `PATH_INFO` (slot 0) and of each field `repeating_slot` names: a
+    /// request repeating it gets the same string, not a new one (less to allocate, and less
+    /// memory held by the environs of thousands of parked requests).
+    repeated: Box<[Option<Repeated>; 1 + REPEATING_FIELDS]>,
 }
+
+/// Header fields whose values mostly repeat between requests, in `repeated`'s slots 1...
+const REPEATING_FIELDS: usize = 8;
+
+/// The `repeated` slot of a header field whose value mostly repeats.
+fn repeating_slot(name: &[u8]) -> Option<usize> {
+    let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+    match name.len() {
+        4 if is(b"host") => Some(1),
+        6 if is(b"accept") => Some(2),
+        7 if is(b"upgrade") => Some(3),
+        10 if is(b"connection") => Some(4),
+        10 if is(b"user-agent") => Some(5),
+        15 if is(b"accept-encoding") => Some(6),
+        15 if is(b"accept-language") => Some(7),
+        21 if is(b"sec-websocket-version") => Some(8),
+        _ => None,
+    }
+}
+
+const PATH_SLOT: usize = 0;
 
 /// The parts of a request the environ is built from.
 pub struct RequestParts<'a, 'py> {
@@ -182,6 +217,39 @@ common_keys! {
 }
 
 impl EnvironBuilder {
+    /// The string of `bytes`, the value last seen in `slot` of `repeated`: the same string as
+    /// last time if the value did not change.
+    fn repeated_str<'py>(
+        &mut self,
+        py: Python<'py>,
+        slot: usize,
+        bytes: &[u8],
+    ) -> Bound<'py, PyString> {
+        let entry = &mut self.repeated[slot];
+        if let Some(last) = entry {
+            if last.bytes == bytes {
+                return last.text.bind(py).clone();
+            }
+        }
+        let text = str_from_latin1(py, bytes);
+        if bytes.len() <= MAX_REPEATED_VALUE {
+            match entry {
+                Some(last) => {
+                    last.bytes.clear();
+                    last.bytes.extend_from_slice(bytes);
+                    last.text = text.clone().unbind();
+                }
+                None => {
+                    *entry = Some(Repeated {
+                        bytes: bytes.to_vec(),
+                        text: text.clone().unbind(),
+                    })
+                }
+            }
+        }
+        text
+    }
+
     /// The `HTTP_*` key for a header name.
     fn http_key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
         if let Some(key) = common_key(py, name) {
@@ -230,9 +298,12 @@ impl EnvironBuilder {
             intern!(py, "REQUEST_METHOD"),
             method_str(py, head.method.of(buf)),
         )?;
-        self.scratch.clear();
-        percent_decode(head.path.of(buf), &mut self.scratch);
-        environ.set_item(intern!(py, "PATH_INFO"), str_from_latin1(py, &self.scratch))?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        percent_decode(head.path.of(buf), &mut scratch);
+        let path = self.repeated_str(py, PATH_SLOT, &scratch);
+        self.scratch = scratch;
+        environ.set_item(intern!(py, "PATH_INFO"), &path)?;
         let query = head.query.of(buf);
         if query.is_empty() {
             environ.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))?;
@@ -240,7 +311,12 @@ impl EnvironBuilder {
             environ.set_item(intern!(py, "QUERY_STRING"), str_from_latin1(py, query))?;
         }
         let raw_uri = head.target().of(buf);
-        environ.set_item(intern!(py, "RAW_URI"), str_from_latin1(py, raw_uri))?;
+        if raw_uri == self.scratch.as_slice() {
+            // Nothing was percent-decoded and there is no query: the same text.
+            environ.set_item(intern!(py, "RAW_URI"), path)?;
+        } else {
+            environ.set_item(intern!(py, "RAW_URI"), str_from_latin1(py, raw_uri))?;
+        }
         let protocol = match head.version {
             Some(Version::Http10) => intern!(py, "HTTP/1.0"),
             _ => intern!(py, "HTTP/1.1"),
@@ -270,7 +346,11 @@ impl EnvironBuilder {
                 }
                 Key::Http => self.http_key(py, name),
             };
-            let value = str_from_latin1(py, value);
+            let value = match repeating_slot(name) {
+                Some(slot) => self.repeated_str(py, slot, value),
+                None => str_from_latin1(py, value),
+            };
+            let before = environ.len();
             // SAFETY: the GIL is held and all three are live objects; setdefault returns a
             // borrowed reference (or NULL with an exception set), taken as a new one at once.
             let existing = unsafe {
@@ -278,8 +358,11 @@ impl EnvironBuilder {
                     pyo3::ffi::PyDict_SetDefault(environ.as_ptr(), key.as_ptr(), value.as_ptr());
                 Bound::from_borrowed_ptr_or_err(py, found)?
             };
-            // One lookup: setdefault inserted the value unless the key was there already.
-            if !existing.is(&value) {
+            // One lookup. Whether it inserted shows in the length, not in `existing` being
+            // `value`: the same string may be there already (a one-character value is a
+            // shared object, as is a repeating value's).
+            let existing = (environ.len() == before).then_some((existing, value));
+            if let Some((existing, value)) = existing {
                 let separator = if name.eq_ignore_ascii_case(b"cookie") {
                     "; "
                 } else {
