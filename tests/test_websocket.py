@@ -143,6 +143,16 @@ def test_an_exception_closes_with_1011_and_is_logged(server):
     server.wait_for_output(r"RuntimeError: the conversation failed on purpose")
 
 
+def test_start_response_after_the_handshake_reraises_the_exception_it_is_given(server):
+    # The server lets go of start_response once the 101 is out; one the application kept
+    # still behaves as after any head: given exc_info, it re-raises.
+    with connect(url(server, "/late-start")) as ws:
+        assert ws.recv(timeout=10) == "re-raised: a failure after the handshake"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1000
+
+
 def test_the_peer_closing_ends_the_conversation_without_a_traceback(server):
     key = uuid.uuid4().hex
     with connect(url(server, f"/closed?key={key}")) as ws:
@@ -172,15 +182,19 @@ def test_broadcast_reaches_every_open_websocket_and_skips_closed_ones(server, ki
         assert gone.recv(timeout=10) == "bye"
         with pytest.raises(ConnectionClosed):
             gone.recv(timeout=10)
-    with connect(url(server, "/listen")) as a, connect(url(server, "/listen")) as b:
+    # `a` agreed to permessage-deflate and gets the message compressed (it is long enough);
+    # `b` did not, and gets the frame encoded once for every such WebSocket.
+    plain = connect(url(server, "/listen"), compression=None)
+    with connect(url(server, "/listen")) as a, plain as b:
         assert a.recv(timeout=10) == "listening"
         assert b.recv(timeout=10) == "listening"
-        query = "m=news" + ("" if kind == "text" else f"&{kind}=1")
+        news = "news-" + "n" * 200
+        query = f"m={news}" + ("" if kind == "text" else f"&{kind}=1")
         answer = exchange(server, request("GET", f"/broadcast-all?{query}")).body
         sent, listeners, ended = map(int, answer.split())
         assert ended >= 1 and listeners >= 2
         assert sent == listeners, "every open WebSocket, and none of the closed ones"
-        expected = "news" if kind == "text" else b"news"
+        expected = news if kind == "text" else news.encode()
         assert a.recv(timeout=10) == expected
         assert b.recv(timeout=10) == expected
 

@@ -112,11 +112,22 @@ impl Framer {
 
     /// Hands the connection to another protocol after the current request (`101 Switching
     /// Protocols`): returns the bytes received after it, not consumed, and takes nothing more.
+    /// The head keeps its request line (method and target stay readable, for the logs) and
+    /// gives back the memory of its header fields: the connection may live for hours.
     pub fn switch_protocols(&mut self) -> Vec<u8> {
         let rest = self.buf.split_off(self.start);
         self.buf = Vec::new(); // nothing more comes here: give its memory back
         self.start = 0;
         self.phase = Phase::Closed;
+        let head = &mut self.head;
+        let request_line = [head.method, head.target(), head.authority]
+            .iter()
+            .map(|span| span.end as usize)
+            .max()
+            .unwrap_or(0);
+        head.headers = Vec::new();
+        self.head_bytes.truncate(request_line);
+        self.head_bytes.shrink_to_fit();
         rest
     }
 
@@ -303,6 +314,11 @@ mod tests {
         assert_eq!(framer.poll(&mut body), Ok(Event::Head));
         assert!(matches!(framer.poll(&mut body), Ok(Event::End { .. })));
         assert_eq!(framer.switch_protocols(), b"\x81\x85");
+        // The request line stays readable; the header fields are gone.
+        let (head, bytes) = framer.head();
+        assert_eq!(head.method.of(bytes), b"GET");
+        assert_eq!(head.target().of(bytes), b"/ws");
+        assert!(head.headers.is_empty());
         // Nothing more is HTTP: later bytes are not taken.
         framer.feed(b"GET / HTTP/1.1\r\n\r\n");
         assert_eq!(framer.buffered(), 0);

@@ -15,6 +15,7 @@
 //!   application's threads and the loop; no Python object is touched under it.
 
 pub mod hub;
+pub mod outbox;
 pub mod py;
 pub mod shared;
 

@@ -21,9 +21,19 @@ pub struct Accepted {
     pub max_message: usize,
 }
 
+/// What `accept()` needs, until it is called.
+struct Open {
+    upgrade: Upgrade,
+    hub: Arc<Hub>,
+    id: ConnId,
+    settings: WsSettings,
+}
+
+/// Where the upgrade stands. Both payloads are boxed and dropped once used: the object lives
+/// as long as the environ, the whole conversation, and should not keep them.
 enum Offer {
-    Open,
-    Accepted(Accepted),
+    Open(Box<Open>),
+    Accepted(Box<Accepted>),
     /// The driver wrote the `101`.
     Taken,
 }
@@ -31,10 +41,8 @@ enum Offer {
 /// `environ['evserver.websocket']`, present only on a valid upgrade request.
 #[pyclass(module = "evserver", name = "WebSocketRequest", frozen)]
 pub struct WebSocketRequest {
-    upgrade: Upgrade,
-    hub: Arc<Hub>,
-    id: ConnId,
-    settings: WsSettings,
+    /// The subprotocols the client offered, in its order.
+    protocols: Vec<String>,
     /// Written by `accept` (on the thread running the application), taken by the driver on
     /// that same thread right after the application's step: the mutex only makes the frozen
     /// object `Sync`, it is never contended.
@@ -42,13 +50,15 @@ pub struct WebSocketRequest {
 }
 
 impl WebSocketRequest {
-    pub fn new(upgrade: Upgrade, hub: Arc<Hub>, id: ConnId, settings: WsSettings) -> Self {
+    pub fn new(mut upgrade: Upgrade, hub: Arc<Hub>, id: ConnId, settings: WsSettings) -> Self {
         WebSocketRequest {
-            upgrade,
-            hub,
-            id,
-            settings,
-            offer: Mutex::new(Offer::Open),
+            protocols: std::mem::take(&mut upgrade.protocols),
+            offer: Mutex::new(Offer::Open(Box::new(Open {
+                upgrade,
+                hub,
+                id,
+                settings,
+            }))),
         }
     }
 
@@ -56,7 +66,7 @@ impl WebSocketRequest {
     pub fn take_accepted(&self) -> Option<Accepted> {
         let mut offer = self.offer.lock().unwrap_or_else(|e| e.into_inner());
         match std::mem::replace(&mut *offer, Offer::Taken) {
-            Offer::Accepted(a) => Some(a),
+            Offer::Accepted(a) => Some(*a),
             other => {
                 *offer = other;
                 None
@@ -70,7 +80,7 @@ impl WebSocketRequest {
     /// The subprotocols the client offered, in its order.
     #[getter]
     fn protocols(&self) -> Vec<String> {
-        self.upgrade.protocols.clone()
+        self.protocols.clone()
     }
 
     /// Accepts the upgrade: the server answers `101 Switching Protocols` (with `subprotocol`,
@@ -83,10 +93,10 @@ impl WebSocketRequest {
         headers: Vec<(String, String)>,
     ) -> PyResult<WebSocket> {
         if let Some(p) = &subprotocol {
-            if !self.upgrade.protocols.contains(p) {
+            if !self.protocols.contains(p) {
                 return Err(PyValueError::new_err(format!(
                     "the client did not offer the subprotocol {p:?} (it offered {:?})",
-                    self.upgrade.protocols
+                    self.protocols
                 )));
             }
         }
@@ -98,31 +108,32 @@ impl WebSocketRequest {
             }
         }
         let mut offer = self.offer.lock().unwrap_or_else(|e| e.into_inner());
-        if !matches!(*offer, Offer::Open) {
+        let Offer::Open(open) = &*offer else {
             return Err(PyRuntimeError::new_err(
                 "this WebSocket was accepted already",
             ));
-        }
-        let deflate = self.upgrade.deflate.as_ref().map(|(config, _)| *config);
+        };
+        let deflate = open.upgrade.deflate.as_ref().map(|(config, _)| *config);
         let shared = Arc::new(WsShared::new(
-            self.hub.clone(),
-            self.id,
+            open.hub.clone(),
+            open.id,
             deflate.as_ref(),
-            self.settings.max_queue,
+            open.settings.max_queue,
         )?);
-        let mut all: Vec<(String, String)> = self
+        let mut all: Vec<(String, String)> = open
             .upgrade
             .response_headers(subprotocol.as_deref())
             .into_iter()
             .map(|(n, v)| (n.to_owned(), v))
             .collect();
         all.extend(headers);
-        *offer = Offer::Accepted(Accepted {
+        let max_message = open.settings.max_message;
+        *offer = Offer::Accepted(Box::new(Accepted {
             shared: shared.clone(),
             headers: all,
             deflate,
-            max_message: self.settings.max_message,
-        });
+            max_message,
+        }));
         Ok(WebSocket {
             shared,
             subprotocol,

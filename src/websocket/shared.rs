@@ -3,12 +3,20 @@
 //! the conversation is closing.
 
 use super::hub::{ConnId, Hub};
+use super::outbox::{Frames, Outbox};
 use evserver_platform::notify::Notifier;
 use evserver_ws::frame::OpCode;
 use evserver_ws::{CloseCode, DeflateConfig, Writer};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The longest frame header (a 64-bit length).
+const MAX_HEADER: usize = 10;
+/// The size of a control frame with `payload` bytes (cut to 125).
+fn control_frame(payload: usize) -> usize {
+    2 + payload.min(125)
+}
 
 /// A received data message.
 pub enum Message {
@@ -27,11 +35,12 @@ struct Inner {
     inbox: VecDeque<Message>,
     /// The peer closed, the connection failed or went away: `receive` raises once the inbox
     /// is empty, `send` at once.
-    closed: Option<Closed>,
+    /// Boxed: an open WebSocket (most of them, most of the time) keeps only the pointer.
+    closed: Option<Box<Closed>>,
     /// The server's close frame is in the outbox (or sent): nothing may follow it.
     close_queued: bool,
     writer: Writer,
-    outbox: Vec<u8>,
+    outbox: Outbox,
     /// The connection is on the hub's list already.
     marked: bool,
 }
@@ -70,7 +79,7 @@ impl WsShared {
                 closed: None,
                 close_queued: false,
                 writer: Writer::new(deflate),
-                outbox: Vec::new(),
+                outbox: Outbox::default(),
                 marked: false,
             }),
             inbox_flag: Notifier::new()?,
@@ -92,10 +101,15 @@ impl WsShared {
         self.inbox_flag.fd()
     }
 
-    /// Encodes with `f` into the outbox and marks the connection on the hub.
-    fn queue(&self, inner: &mut Inner, f: impl FnOnce(&mut Writer, &mut Vec<u8>)) {
+    /// Encodes with `f` into the outbox (`size` bytes or so) and marks the connection on the
+    /// hub.
+    fn queue(&self, inner: &mut Inner, size: usize, f: impl FnOnce(&mut Writer, &mut Vec<u8>)) {
         let Inner { writer, outbox, .. } = inner;
-        f(writer, outbox);
+        outbox.encode(size, |buf| f(writer, buf));
+        self.mark(inner);
+    }
+
+    fn mark(&self, inner: &mut Inner) {
         if !inner.marked {
             inner.marked = true;
             self.hub.mark(self.id);
@@ -106,9 +120,19 @@ impl WsShared {
 
     /// Queues a text or binary message.
     pub fn send(&self, text: bool, data: &[u8]) -> Result<(), SendError> {
+        let mut inner = self.lock_for_sending()?;
+        self.queue(&mut inner, data.len() + MAX_HEADER, |w, out| {
+            w.message(out, text, data)
+        });
+        Ok(())
+    }
+
+    /// The state, if a message may be queued now: the WebSocket is open and its client not
+    /// too far behind (else it fails, see `overflow`).
+    fn lock_for_sending(&self) -> Result<MutexGuard<'_, Inner>, SendError> {
         let mut inner = self.lock();
         if let Some(closed) = &inner.closed {
-            return Err(SendError(closed.clone()));
+            return Err(SendError(Closed::clone(closed)));
         }
         if inner.close_queued {
             return Err(SendError(Closed {
@@ -120,17 +144,35 @@ impl WsShared {
         if backlog > self.max_queue {
             return Err(SendError(self.overflow(&mut inner, backlog)));
         }
-        self.queue(&mut inner, |w, out| w.message(out, text, data));
-        Ok(())
+        Ok(inner)
     }
 
     /// Queues the same message on each of `targets` that is open and not too far behind;
-    /// answers how many took it.
+    /// answers how many took it. The frame is encoded once and shared by every WebSocket that
+    /// does not compress; one that agreed to permessage-deflate gets its own, compressed.
     pub fn send_to_all(targets: &[Arc<WsShared>], text: bool, data: &[u8]) -> usize {
-        targets
-            .iter()
-            .filter(|ws| ws.send(text, data).is_ok())
-            .count()
+        let mut frame: Option<Arc<[u8]>> = None;
+        let mut sent = 0;
+        for ws in targets {
+            let Ok(mut inner) = ws.lock_for_sending() else {
+                continue;
+            };
+            if inner.writer.compresses() {
+                ws.queue(&mut inner, data.len() + MAX_HEADER, |w, out| {
+                    w.message(out, text, data)
+                });
+            } else {
+                let frame = frame.get_or_insert_with(|| {
+                    let mut buf = Vec::with_capacity(data.len() + MAX_HEADER);
+                    Writer::new(None).message(&mut buf, text, data);
+                    Arc::from(buf)
+                });
+                inner.outbox.push_shared(frame.clone());
+                ws.mark(&mut inner);
+            }
+            sent += 1;
+        }
+        sent
     }
 
     /// The client stopped reading: `backlog` bytes wait for it, past `--websocket-max-queue`.
@@ -145,14 +187,11 @@ impl WsShared {
                 "the client is not reading: {backlog} bytes wait for it (--websocket-max-queue)"
             ),
         };
-        inner.closed = Some(closed.clone());
-        inner.outbox = Vec::new();
+        inner.closed = Some(Box::new(closed.clone()));
+        inner.outbox.clear();
         self.overflowed.store(true, Ordering::Relaxed);
         self.inbox_flag.raise();
-        if !inner.marked {
-            inner.marked = true;
-            self.hub.mark(self.id);
-        }
+        self.mark(inner);
         closed
     }
 
@@ -166,10 +205,12 @@ impl WsShared {
     pub fn ping(&self, data: &[u8]) -> Result<(), SendError> {
         let mut inner = self.lock();
         if let Some(closed) = &inner.closed {
-            return Err(SendError(closed.clone()));
+            return Err(SendError(Closed::clone(closed)));
         }
         if !inner.close_queued {
-            self.queue(&mut inner, |w, out| w.control(out, OpCode::Ping, data));
+            self.queue(&mut inner, control_frame(data.len()), |w, out| {
+                w.control(out, OpCode::Ping, data)
+            });
         }
         Ok(())
     }
@@ -179,7 +220,9 @@ impl WsShared {
         let mut inner = self.lock();
         if !inner.close_queued && inner.closed.is_none() {
             inner.close_queued = true;
-            self.queue(&mut inner, |w, out| w.close(out, code, reason));
+            self.queue(&mut inner, control_frame(2 + reason.len()), |w, out| {
+                w.close(out, code, reason)
+            });
         }
     }
 
@@ -193,7 +236,7 @@ impl WsShared {
         }
         match (message, &inner.closed) {
             (Some(m), _) => Ok(Some(m)),
-            (None, Some(closed)) => Err(closed.clone()),
+            (None, Some(closed)) => Err(Closed::clone(closed)),
             (None, None) => Ok(None),
         }
     }
@@ -221,7 +264,7 @@ impl WsShared {
     pub fn closed_by_peer(&self, closed: Closed) -> bool {
         let mut inner = self.lock();
         if inner.closed.is_none() {
-            inner.closed = Some(closed);
+            inner.closed = Some(Box::new(closed));
         }
         self.inbox_flag.raise();
         !inner.close_queued
@@ -232,7 +275,9 @@ impl WsShared {
     pub fn close_into(&self, code: CloseCode, reason: &str, out: &mut Vec<u8>) {
         let mut inner = self.lock();
         inner.marked = false;
-        out.append(&mut inner.outbox);
+        for frames in inner.outbox.take() {
+            out.extend_from_slice(frames.bytes());
+        }
         if !std::mem::replace(&mut inner.close_queued, true) {
             inner.writer.close(out, code, reason);
         }
@@ -243,7 +288,9 @@ impl WsShared {
     pub fn answer_close(&self, code: CloseCode, reason: &str) {
         let mut inner = self.lock();
         if !std::mem::replace(&mut inner.close_queued, true) {
-            self.queue(&mut inner, |w, out| w.close(out, code, reason));
+            self.queue(&mut inner, control_frame(2 + reason.len()), |w, out| {
+                w.close(out, code, reason)
+            });
         }
     }
 
@@ -251,15 +298,17 @@ impl WsShared {
     pub fn pong(&self, payload: &[u8]) {
         let mut inner = self.lock();
         if !inner.close_queued {
-            self.queue(&mut inner, |w, out| w.control(out, OpCode::Pong, payload));
+            self.queue(&mut inner, control_frame(payload.len()), |w, out| {
+                w.control(out, OpCode::Pong, payload)
+            });
         }
     }
 
-    /// Moves the outbox's frames to `out`.
-    pub fn take_outbox(&self, out: &mut Vec<u8>) {
+    /// Takes the outbox's frames, in order.
+    pub fn take_outbox(&self) -> Vec<Frames> {
         let mut inner = self.lock();
         inner.marked = false;
-        out.append(&mut inner.outbox);
+        inner.outbox.take()
     }
 
     /// The loop's send queue for this connection holds `unsent` bytes.

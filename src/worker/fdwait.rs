@@ -34,7 +34,10 @@ pub struct Next {
 /// The polls of one wait.
 #[derive(Debug)]
 pub struct InFlight {
-    fds: Vec<RawFd>,
+    /// The fds polled, in order: the first, and the others (most waits name one fd, and then
+    /// this allocates nothing).
+    first: RawFd,
+    others: Box<[RawFd]>,
     /// Bit i: the poll of fd index i has not reported yet.
     pending: u64,
     outcome: Option<Outcome>,
@@ -44,15 +47,20 @@ pub struct InFlight {
 
 impl InFlight {
     /// A wait whose polls, one per fd of `fds` (at most [`MAX_WAIT_FDS`]), were all issued.
-    pub fn new(fds: Vec<RawFd>, since: Instant) -> InFlight {
-        debug_assert!(!fds.is_empty() && fds.len() <= MAX_WAIT_FDS);
-        let pending = if fds.len() == 64 {
+    pub fn new(fds: impl IntoIterator<Item = RawFd>, since: Instant) -> InFlight {
+        let mut fds = fds.into_iter();
+        let first = fds.next().unwrap_or(-1);
+        let others: Box<[RawFd]> = fds.collect();
+        let count = 1 + others.len();
+        debug_assert!(first >= 0 && count <= MAX_WAIT_FDS);
+        let pending = if count == 64 {
             u64::MAX
         } else {
-            (1u64 << fds.len()) - 1
+            (1u64 << count) - 1
         };
         InFlight {
-            fds,
+            first,
+            others,
             pending,
             outcome: None,
             since,
@@ -67,21 +75,25 @@ impl InFlight {
     /// Records the completion of poll `index` with `result` (an event mask, `-ETIME` or
     /// `-ECANCELED`, or another negated errno, which counts as ready as `select` would).
     pub fn complete(&mut self, index: usize, result: i32) -> Next {
-        let bit = 1u64 << index;
-        if index >= self.fds.len() || self.pending & bit == 0 {
+        let bit = 1u64.checked_shl(index as u32).unwrap_or(0);
+        let fd = match index {
+            0 => Some(self.first),
+            _ => self.others.get(index - 1).copied(),
+        };
+        let (Some(fd), true) = (fd, self.pending & bit != 0) else {
             // Not ours, or reported already: nothing changes.
             return Next {
                 cancel: 0,
                 resume: None,
             };
-        }
+        };
         self.pending &= !bit;
         let mut cancel = 0;
         if self.outcome.is_none() && result != -libc::ECANCELED {
             self.outcome = Some(if result == -libc::ETIME {
                 Outcome::TimedOut
             } else {
-                Outcome::Ready(self.fds[index])
+                Outcome::Ready(fd)
             });
             cancel = self.pending;
         }
@@ -115,10 +127,7 @@ impl Worker {
                 .poll_fd(fd, interest, timeout, Op::wait(i).token(slot, generation));
         }
         conn.ops += wait.fds.len() as u32;
-        running.parked = Some(InFlight::new(
-            wait.fds.iter().map(|&(fd, _)| fd).collect(),
-            self.now,
-        ));
+        running.parked = Some(InFlight::new(wait.fds.iter().map(|&(fd, _)| fd), self.now));
     }
 
     /// Cancels every poll of the parked wait that has not reported; the response stays parked
@@ -253,7 +262,7 @@ mod tests {
 
     #[test]
     fn sixty_four_fds() {
-        let mut w = InFlight::new((0..64).collect(), Instant::now());
+        let mut w = InFlight::new(0..64, Instant::now());
         assert_eq!(w.pending(), u64::MAX);
         let next = w.complete(63, 1);
         assert_eq!(next.cancel.count_ones(), 63);

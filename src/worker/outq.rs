@@ -5,13 +5,24 @@
 //! flight it becomes the `flight`, whose memory stays untouched until the kernel reports the
 //! send complete. One send per connection is in flight at a time, so bytes never reorder.
 
+use crate::websocket::outbox::Frames;
 use crate::wsgi::output::Output;
 use evserver_platform::Gather;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::sync::Arc;
 
-/// What keeps a borrowed segment's bytes alive: the Python bytes object they are in.
-pub type Keep = Py<PyAny>;
+/// What keeps a borrowed segment's bytes alive (and unmoved) until they are sent: held,
+/// never read.
+#[allow(dead_code)]
+pub enum Keep {
+    /// The Python bytes object they are in (immutable, so its buffer stays put).
+    Object(Py<PyAny>),
+    /// Bytes made for this connection alone (a `101` head, WebSocket frames).
+    Owned(Vec<u8>),
+    /// Bytes shared with other connections (a WebSocket broadcast's frame).
+    Shared(Arc<[u8]>),
+}
 
 /// Bytes and segments a half reserves when it is first written to.
 const FIRST_COPY_CAPACITY: usize = 1024;
@@ -87,8 +98,9 @@ pub struct OutQueue<K> {
     flight_index: usize,
     flight_offset: usize,
     in_flight: bool,
-    /// The flight's buffers when it has several.
-    gather: Gather,
+    /// The flight's buffers when it has several; made on the first such flight (a connection
+    /// that only ever sends one buffer at a time, as an idle WebSocket, goes without).
+    gather: Option<Box<Gather>>,
 }
 
 // SAFETY: the raw pointers of a queue point into its own copy buffers or into memory kept
@@ -111,7 +123,7 @@ impl<K> OutQueue<K> {
             flight_index: 0,
             flight_offset: 0,
             in_flight: false,
-            gather: Gather::new(),
+            gather: None,
         }
     }
 
@@ -149,7 +161,7 @@ impl<K> OutQueue<K> {
     /// The flight's buffers, for a [`SendOp::Gathered`]; they stay valid until `complete`
     /// reports the flight done, or the queue is dropped.
     pub fn gather(&mut self) -> &mut Gather {
-        &mut self.gather
+        self.gather.get_or_insert_with(Box::default)
     }
 
     /// Appends a copy of `bytes`.
@@ -181,6 +193,11 @@ impl<K> OutQueue<K> {
             return;
         }
         self.pending.bytes += len;
+        if self.pending.segments.capacity() == 0 {
+            // A queue that starts with a borrowed segment is most often a WebSocket's, sending
+            // one frame: room for just that (a small allocation, the cheapest to make and free).
+            self.pending.segments.reserve_exact(1);
+        }
         self.pending.segments.push(Segment::Borrowed {
             _keep: keep,
             ptr,
@@ -299,7 +316,9 @@ impl<K> OutQueue<K> {
             let (p, l) = self.segment_slice(self.flight_index, self.flight_offset);
             return SendOp::Single(p, l);
         }
-        self.gather.clear();
+        // Taken out while the flight's slices are read; boxed, so its iovecs stay in place.
+        let mut gather = self.gather.take().unwrap_or_default();
+        gather.clear();
         let end =
             (self.flight_index + evserver_platform::MAX_BUFFERS).min(self.flight.segments.len());
         for index in self.flight_index..end {
@@ -309,9 +328,30 @@ impl<K> OutQueue<K> {
                 0
             };
             let (p, l) = self.segment_slice(index, offset);
-            self.gather.push(p, l);
+            gather.push(p, l);
         }
+        self.gather = Some(gather);
         SendOp::Gathered
+    }
+}
+
+impl OutQueue<Keep> {
+    /// Appends WebSocket frames, sent from where they are.
+    pub fn push_frames(&mut self, frames: Frames) {
+        match frames {
+            Frames::Own(bytes) => self.push_owned(bytes),
+            Frames::Shared(bytes) => {
+                let (ptr, len) = (bytes.as_ptr(), bytes.len());
+                self.push_borrowed(Keep::Shared(bytes), ptr, len);
+            }
+        }
+    }
+
+    /// Appends bytes the queue takes, sent from where they are (no copy).
+    fn push_owned(&mut self, bytes: Vec<u8>) {
+        let (ptr, len) = (bytes.as_ptr(), bytes.len());
+        // The bytes are on the heap: moving the vector into the segment leaves them in place.
+        self.push_borrowed(Keep::Owned(bytes), ptr, len);
     }
 }
 
@@ -324,11 +364,16 @@ impl Output for OutQueue<Keep> {
         let data = bytes.as_bytes();
         let len = len.min(data.len());
         // The object is immutable and kept until the segment is sent: its buffer stays put.
-        self.push_borrowed(bytes.clone().into_any().unbind(), data.as_ptr(), len);
+        let keep = Keep::Object(bytes.clone().into_any().unbind());
+        self.push_borrowed(keep, data.as_ptr(), len);
     }
 
     fn write_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         OutQueue::write_with(self, f)
+    }
+
+    fn push_owned(&mut self, bytes: Vec<u8>) {
+        OutQueue::push_owned(self, bytes);
     }
 
     fn unsent(&self) -> usize {

@@ -46,7 +46,9 @@ impl Worker {
         self.start_send(slot, conn);
         if let Some(ws) = conn.ws.as_mut() {
             ws.note_socket_backlog(conn.out.unsent());
-            ws.release_handshake_buffers(&mut conn.out);
+            // Most WebSockets wait long between messages: an empty queue keeps no memory (its
+            // frames are sent from the outbox's buffers, so nothing is copied to refill it).
+            conn.out.release_memory();
         }
         match conn.state {
             State::App(_) => {

@@ -5,7 +5,6 @@
 
 use super::conn::{Conn, State};
 use super::op::Op;
-use super::outq::{Keep, OutQueue};
 use super::Worker;
 use crate::log::Log;
 use crate::websocket::hub::ConnId;
@@ -30,20 +29,9 @@ pub struct WsConn {
     last_heard: Instant,
     /// A keep-alive ping went out at this time and nothing came since.
     ping_sent: Option<Instant>,
-    /// The send queue still has the memory the `101` was written into: given back once the
-    /// handshake is out, as most WebSockets then wait a long time before their first message.
-    handshake_buffers: bool,
 }
 
 impl WsConn {
-    /// After a send completed: frees `out`'s buffers the first time it is empty.
-    pub fn release_handshake_buffers(&mut self, out: &mut OutQueue<Keep>) {
-        if self.handshake_buffers && out.is_empty() {
-            out.release_memory();
-            self.handshake_buffers = false;
-        }
-    }
-
     /// The loop's send queue holds `unsent` bytes for this WebSocket (what senders count
     /// against `--websocket-max-queue`).
     pub fn note_socket_backlog(&self, unsent: usize) {
@@ -241,7 +229,6 @@ impl Worker {
                 done_reading: false,
                 last_heard: self.now,
                 ping_sent: None,
-                handshake_buffers: true,
             }));
             conn.deadline = None;
             if let Some(ws) = conn.ws.as_mut() {
@@ -264,7 +251,9 @@ impl Worker {
             return self.drop_overflowed(conn);
         }
         let shared = ws.shared.clone();
-        conn.out.write_with(|buf| shared.take_outbox(buf));
+        for frames in shared.take_outbox() {
+            conn.out.push_frames(frames);
+        }
         self.start_send(slot, conn);
         shared.note_socket_backlog(conn.out.unsent());
     }

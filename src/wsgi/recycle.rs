@@ -26,6 +26,22 @@ pub struct RequestObjects {
     pub handed_socket: Option<Py<PyAny>>,
 }
 
+/// What a finished response gives back to be reused.
+pub struct Spent {
+    /// `None` when the response released it early (it became a WebSocket).
+    pub start_response: Option<Starter>,
+    pub timeout_flag: Py<TimeoutFlag>,
+}
+
+impl From<RequestObjects> for Spent {
+    fn from(objects: RequestObjects) -> Spent {
+        Spent {
+            start_response: Some(objects.start_response),
+            timeout_flag: objects.timeout_flag,
+        }
+    }
+}
+
 /// Spare per-request objects, reset and ready.
 #[derive(Default)]
 pub struct Recycler {
@@ -55,17 +71,17 @@ impl Recycler {
     /// Takes back the objects of a finished request. Only objects referenced from here alone
     /// are kept (an application that kept `start_response` or the environ keeps them alive,
     /// and they are left to it); they are reset to the state of new ones.
-    pub fn recycle(&mut self, py: Python<'_>, objects: RequestObjects) {
-        let RequestObjects {
+    pub fn recycle(&mut self, py: Python<'_>, spent: Spent) {
+        let Spent {
             start_response,
             timeout_flag,
-            ..
-        } = objects;
+        } = spent;
         // The object is referenced by us and by its bound method, which only we reference.
-        if refcount(py, &start_response.callable) == 1
-            && refcount(py, &start_response.obj) == 2
-            && self.start_responses.len() < MAX_SPARES
-        {
+        if let Some(start_response) = start_response.filter(|sr| {
+            refcount(py, &sr.callable) == 1
+                && refcount(py, &sr.obj) == 2
+                && self.start_responses.len() < MAX_SPARES
+        }) {
             // Nothing else references it, so nothing can hold a borrow of it either.
             if let Ok(mut sr) = start_response.obj.bind(py).try_borrow_mut() {
                 *sr = StartResponse::default();
@@ -101,7 +117,7 @@ mod tests {
                 objects.start_response.obj.as_ptr(),
                 objects.timeout_flag.as_ptr(),
             );
-            recycler.recycle(py, objects);
+            recycler.recycle(py, objects.into());
             let objects = recycler.objects(py).unwrap();
             let (sr, flag) = (&objects.start_response, &objects.timeout_flag);
             assert_eq!((sr.obj.as_ptr(), flag.as_ptr()), (sr_ptr, flag_ptr));
@@ -111,7 +127,7 @@ mod tests {
             // Still referenced elsewhere (an application kept them): not reused.
             let kept = (sr.callable.clone_ref(py), flag.clone_ref(py));
             let sr_ptr = sr.obj.as_ptr();
-            recycler.recycle(py, objects);
+            recycler.recycle(py, objects.into());
             let objects = recycler.objects(py).unwrap();
             assert_ne!(objects.start_response.obj.as_ptr(), sr_ptr);
             assert_ne!(objects.timeout_flag.as_ptr(), kept.1.as_ptr());

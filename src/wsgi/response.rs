@@ -7,7 +7,7 @@ use super::fdevent::{PendingWait, TimeoutFlag, Waits};
 use super::file_wrapper::FileSend;
 use super::head::write_app_head;
 use super::output::Output;
-use super::recycle::RequestObjects;
+use super::recycle::{RequestObjects, Spent};
 use super::source::Source;
 use super::start_response::Starter;
 use super::upgrade::{yielded_on_websocket, Upgraded};
@@ -66,7 +66,9 @@ pub struct Ctx<'a> {
 pub struct Response {
     pub(super) result: Option<Py<PyAny>>,
     source: Source,
-    pub(super) start_response: Starter,
+    /// `None` once the response became a WebSocket conversation: released then (the 101 is
+    /// out, and the conversation may last hours).
+    pub(super) start_response: Option<Starter>,
     /// The request's `x-wsgiorg.fdevent.timeout`, set on every resume.
     pub timeout_flag: Py<TimeoutFlag>,
     pub(super) exchange: Exchange,
@@ -103,10 +105,11 @@ impl Response {
         ctx: &mut Ctx<'_>,
         out: &mut impl Output,
     ) -> (Response, Option<Step>) {
+        let start_response = objects.start_response.callable.bind(py).clone();
         let mut response = Response {
             result: None,
             source: Source::Exhausted,
-            start_response: objects.start_response,
+            start_response: Some(objects.start_response),
             timeout_flag: objects.timeout_flag,
             exchange,
             known_length: None,
@@ -119,9 +122,7 @@ impl Response {
             upgraded: None,
             handed_socket: objects.handed_socket,
         };
-        let called = ctx
-            .waits
-            .driving(|| app.call1((environ, response.start_response.callable.bind(py))));
+        let called = ctx.waits.driving(|| app.call1((environ, start_response)));
         if let Some(step) = response.taken_over(py, &called, ctx) {
             return (response, Some(step));
         }
@@ -156,7 +157,7 @@ impl Response {
     /// The value of a response header the application gave (case-insensitive `name`), for
     /// the access log.
     pub fn response_header(&self, py: Python<'_>, name: &str) -> Option<String> {
-        let sr = self.start_response.obj.bind(py).borrow();
+        let sr = self.start_response.as_ref()?.obj.bind(py).borrow();
         let headers = sr.headers.as_ref()?.bind(py).clone();
         for item in headers.iter() {
             let Ok((n, v)) = item.extract::<(String, String)>() else {
@@ -171,7 +172,7 @@ impl Response {
 
     /// The per-request objects, once the response is over; the iterable and everything it
     /// held are released first.
-    pub fn into_objects(self) -> RequestObjects {
+    pub fn into_objects(self) -> Spent {
         let Response {
             result,
             source,
@@ -180,11 +181,9 @@ impl Response {
             ..
         } = self;
         drop((result, source));
-        RequestObjects {
+        Spent {
             start_response,
             timeout_flag,
-            websocket: None,
-            handed_socket: None,
         }
     }
 
@@ -320,7 +319,10 @@ impl Response {
         out: &mut impl Output,
     ) -> Result<(), Step> {
         let written = {
-            let mut sr = self.start_response.obj.bind(py).borrow_mut();
+            let Some(starter) = &self.start_response else {
+                return Ok(());
+            };
+            let mut sr = starter.obj.bind(py).borrow_mut();
             if sr.written.is_empty() {
                 return Ok(());
             }
@@ -393,7 +395,10 @@ impl Response {
             return Ok(());
         }
         let (status, headers) = {
-            let sr = self.start_response.obj.bind(py).borrow();
+            let Some(starter) = &self.start_response else {
+                return Ok(());
+            };
+            let sr = starter.obj.bind(py).borrow();
             match (&sr.status, &sr.headers) {
                 (Some(s), Some(h)) => (s.clone_ref(py), h.clone_ref(py)),
                 _ => {
@@ -439,7 +444,9 @@ impl Response {
             };
         }
         self.framing = Some(end.framing);
-        self.start_response.obj.bind(py).borrow_mut().headers_sent = true;
+        if let Some(starter) = &self.start_response {
+            starter.obj.bind(py).borrow_mut().headers_sent = true;
+        }
         Ok(())
     }
 

@@ -11,6 +11,9 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use std::sync::Arc;
 
+/// Room for a typical `101` head.
+const HEAD_SIZE: usize = 256;
+
 /// The WebSocket a response switched to.
 pub struct Upgraded {
     shared: Arc<WsShared>,
@@ -57,7 +60,8 @@ impl Response {
         let Some(accepted) = request.get().take_accepted() else {
             return Ok(());
         };
-        let started = self.start_response.obj.bind(py).borrow().status.is_some();
+        let started = (self.start_response.as_ref())
+            .is_some_and(|starter| starter.obj.bind(py).borrow().status.is_some());
         if self.framing.is_some() || started {
             let err = PyRuntimeError::new_err(
                 "accept() after start_response(): a WebSocket answers 101 by itself",
@@ -69,11 +73,19 @@ impl Response {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        out.write_with(|buf| write_switching_protocols(buf, &headers, ctx.date));
+        // In a buffer of its own, the size of the head, rather than the send queue's first
+        // kilobyte: given back once sent, it leaves no gap among what the conversation keeps.
+        let mut head = Vec::with_capacity(HEAD_SIZE);
+        write_switching_protocols(&mut head, &headers, ctx.date);
+        out.push_owned(head);
         self.status = 101;
         self.framing = Some(Framing::Upgraded);
         self.exchange.keep_alive = false;
-        self.start_response.obj.bind(py).borrow_mut().headers_sent = true;
+        // A later call (the application kept start_response) raises as after any head; the
+        // response lets go of it: nothing it records matters any more.
+        if let Some(starter) = self.start_response.take() {
+            starter.obj.bind(py).borrow_mut().headers_sent = true;
+        }
         self.upgraded = Some(Upgraded {
             shared: accepted.shared,
             deflate: accepted.deflate,

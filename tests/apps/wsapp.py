@@ -17,10 +17,13 @@
   being the listeners whose ``send`` raised ``ConnectionClosed``.
 - ``/broadcast-all?m=TEXT[&binary=1|&bytearray=1]``: ``evserver.websocket.broadcast`` of TEXT to the
   listeners and to every WebSocket ``/end`` closed; answers ``sent listeners ended``.
+- ``/late-start``: accepts, then calls ``start_response`` with an exception (as an error
+  handler would): it re-raises, the head being out; sends what it raised and ends.
 - ``/broadcast-wrong``: answers the errors of ``broadcast`` given a non-WebSocket target and a
   message neither str nor bytes.
 """
 
+import sys
 import threading
 from urllib.parse import parse_qs
 
@@ -94,6 +97,17 @@ def fail(ws):
     raise RuntimeError("the conversation failed on purpose")
 
 
+def late_start(ws, start_response):
+    yield b""  # a step after accept(): the 101 is out
+    try:
+        raise ValueError("a failure after the handshake")
+    except ValueError:
+        try:
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        except ValueError as e:
+            ws.send(f"re-raised: {e}")
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     request = environ.get("evserver.websocket")
@@ -156,4 +170,6 @@ def application(environ, start_response):
         return end(ws)
     if path == "/fail":
         return fail(ws)
+    if path == "/late-start":
+        return late_start(ws, start_response)
     return plain(start_response, "unknown", "404 Not Found")

@@ -72,12 +72,12 @@ enum State {
 /// Decodes a client's frames into messages.
 pub struct Reader {
     max_message: usize,
-    inflater: Option<Inflater>,
+    /// Boxed: most connections never compress, and an idle one should stay small.
+    inflater: Option<Box<Inflater>>,
     state: State,
     message: Option<Partial>,
     control: Vec<u8>,
     utf8: Utf8Check,
-    inflated: Vec<u8>,
 }
 
 impl Reader {
@@ -86,12 +86,11 @@ impl Reader {
     pub fn new(max_message: usize, deflate: Option<&DeflateConfig>) -> Reader {
         Reader {
             max_message,
-            inflater: deflate.map(Inflater::new),
+            inflater: deflate.map(|d| Box::new(Inflater::new(d))),
             state: State::Header,
             message: None,
             control: Vec::new(),
             utf8: Utf8Check::default(),
-            inflated: Vec::new(),
         }
     }
 
@@ -221,8 +220,9 @@ impl Reader {
         };
         let data = if message.compressed {
             let inflater = self.inflater.as_mut().ok_or(ReadError::Protocol("RSV1"))?;
-            match inflater.inflate(&message.data, &mut self.inflated, self.max_message) {
-                Ok(()) => std::mem::take(&mut self.inflated),
+            let mut inflated = Vec::new();
+            match inflater.inflate(&message.data, &mut inflated, self.max_message) {
+                Ok(()) => inflated,
                 Err(InflateError::TooBig) => return Err(ReadError::TooBig),
                 Err(InflateError::Corrupt) => {
                     return Err(ReadError::InvalidData("compressed message corrupt"))

@@ -9,29 +9,48 @@ use crate::frame::{encode_header, OpCode};
 /// each message choose): deflate's few bytes of framing would outweigh any saving.
 const COMPRESS_FROM: usize = 64;
 
+/// The compressor of a connection that agreed to permessage-deflate, and its output buffer.
+struct Compressing {
+    deflater: Deflater,
+    compressed: Vec<u8>,
+}
+
 /// Frames the server's messages.
 pub struct Writer {
-    deflater: Option<Deflater>,
-    compressed: Vec<u8>,
+    /// Boxed: most connections never compress, and an idle one should stay small.
+    compressing: Option<Box<Compressing>>,
 }
 
 impl Writer {
     pub fn new(deflate: Option<&DeflateConfig>) -> Writer {
         Writer {
-            deflater: deflate.map(Deflater::new),
-            compressed: Vec::new(),
+            compressing: deflate.map(|d| {
+                Box::new(Compressing {
+                    deflater: Deflater::new(d),
+                    compressed: Vec::new(),
+                })
+            }),
         }
+    }
+
+    /// Whether messages may go out compressed (permessage-deflate was agreed): each one is
+    /// then encoded by this writer, whose compressor carries its context from one to the next.
+    pub fn compresses(&self) -> bool {
+        self.compressing.is_some()
     }
 
     /// Appends a text (`text`) or binary message to `out`.
     pub fn message(&mut self, out: &mut Vec<u8>, text: bool, data: &[u8]) {
         let opcode = if text { OpCode::Text } else { OpCode::Binary };
-        match self.deflater.as_mut() {
-            Some(deflater) if data.len() >= COMPRESS_FROM => {
-                self.compressed.clear();
-                deflater.compress(data, &mut self.compressed);
-                encode_header(out, true, true, opcode, self.compressed.len());
-                out.extend_from_slice(&self.compressed);
+        match self.compressing.as_deref_mut() {
+            Some(Compressing {
+                deflater,
+                compressed,
+            }) if data.len() >= COMPRESS_FROM => {
+                compressed.clear();
+                deflater.compress(data, compressed);
+                encode_header(out, true, true, opcode, compressed.len());
+                out.extend_from_slice(compressed);
             }
             _ => {
                 encode_header(out, true, false, opcode, data.len());

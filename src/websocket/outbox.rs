@@ -1,0 +1,113 @@
+//! The frames one WebSocket has waiting for the loop, in order: encoded for it alone, or a
+//! frame encoded once and shared by every WebSocket a broadcast reached. The loop sends them
+//! from where they are, so an idle WebSocket keeps no send buffer.
+
+use std::sync::Arc;
+
+/// A run of frames.
+pub enum Frames {
+    /// Encoded for this WebSocket alone; frames queued one after another share the buffer.
+    Own(Vec<u8>),
+    /// One frame encoded once for many WebSockets (an uncompressed broadcast).
+    Shared(Arc<[u8]>),
+}
+
+impl Frames {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Frames::Own(bytes) => bytes,
+            Frames::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// The queued frames.
+#[derive(Default)]
+pub struct Outbox {
+    runs: Vec<Frames>,
+    len: usize,
+}
+
+impl Outbox {
+    /// Bytes queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends what `encode` writes, `size_hint` bytes or so, after the frames queued.
+    pub fn encode(&mut self, size_hint: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+        match self.runs.last_mut() {
+            Some(Frames::Own(buf)) => {
+                let before = buf.len();
+                encode(buf);
+                self.len += buf.len() - before;
+            }
+            _ => {
+                let mut buf = Vec::with_capacity(size_hint);
+                encode(&mut buf);
+                if !buf.is_empty() {
+                    self.len += buf.len();
+                    self.push(Frames::Own(buf));
+                }
+            }
+        }
+    }
+
+    /// Appends a frame shared with other WebSockets.
+    pub fn push_shared(&mut self, frame: Arc<[u8]>) {
+        self.len += frame.len();
+        self.push(Frames::Shared(frame));
+    }
+
+    fn push(&mut self, frames: Frames) {
+        if self.runs.capacity() == 0 {
+            // Most often the only run until the loop takes it: room for just that.
+            self.runs.reserve_exact(1);
+        }
+        self.runs.push(frames);
+    }
+
+    /// Takes every frame queued, leaving the outbox empty and holding no memory.
+    pub fn take(&mut self) -> Vec<Frames> {
+        self.len = 0;
+        std::mem::take(&mut self.runs)
+    }
+
+    /// Drops what is queued, and the memory with it.
+    pub fn clear(&mut self) {
+        self.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(runs: &[Frames]) -> Vec<u8> {
+        runs.iter().flat_map(|r| r.bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn frames_keep_their_order_and_own_ones_share_a_buffer() {
+        let mut outbox = Outbox::default();
+        outbox.encode(4, |b| b.extend_from_slice(b"ab"));
+        outbox.encode(4, |b| b.extend_from_slice(b"cd"));
+        let shared: Arc<[u8]> = Arc::from(&b"XY"[..]);
+        outbox.push_shared(shared.clone());
+        outbox.encode(4, |b| b.extend_from_slice(b"ef"));
+        assert_eq!(outbox.len(), 8);
+        let runs = outbox.take();
+        assert_eq!(runs.len(), 3, "abcd, XY, ef");
+        assert_eq!(flat(&runs), b"abcdXYef");
+        assert_eq!(Arc::strong_count(&shared), 2);
+        assert_eq!(outbox.len(), 0);
+        assert!(outbox.take().is_empty());
+    }
+
+    #[test]
+    fn encoding_nothing_queues_nothing() {
+        let mut outbox = Outbox::default();
+        outbox.encode(16, |_| {});
+        assert!(outbox.take().is_empty());
+    }
+}
