@@ -82,6 +82,32 @@ def test_websocket_benchmark_runs_against_evserver():
         assert cells["lost"] == "0", row  # nothing lost
 
 
+def test_websocket_benchmark_takes_the_median_of_its_rounds():
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "ws_measure", BENCHMARKS / "websocket" / "measure.py"
+    )
+    measure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure)
+    keys = ["kb_per_ws", "kb_per_ws_total", "broadcast_last_p50_ms", "broadcast_last_max_ms"]
+    keys += ["delivery_p99_ms", "broadcast_lost", "echo_p50_us", "echo_p99_us"]
+    keys += ["echo_per_sec", "echo_lost", "echo_cpu_us"]
+    rounds = [
+        {"server": "evserver-io_uring", **dict.fromkeys(keys, 1.0), "broadcast_last_p50_ms": t}
+        for t in (30.0, 45.0, 31.0)
+    ]
+    row = measure.median_row(rounds)
+    assert row["broadcast_last_p50_ms"] == 31.0
+    assert row["broadcast_rounds"] == [30.0, 45.0, 31.0]
+    args = argparse.Namespace(server_cpu=0, client_cpu=1, clients=10, duration=1, echo_rate=1)
+    args.rounds = 3
+    text = measure.table([row], args)
+    assert "medians of 3 rounds" in text
+    assert "- evserver-io_uring: 30.0, 45.0, 31.0" in text
+
+
 @pytest.mark.parametrize("server", ["evserver-io_uring", "evserver-poll"])
 def test_instructions_builds_the_server_command_compare_defines(server):
     # compare.py's commands read options instructions.py must set (a missing one crashed it).

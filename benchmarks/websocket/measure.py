@@ -19,6 +19,10 @@ For each server (pinned to CPU 0; the load generator, ``evserver bench``, to CPU
    back (publish over the WebSocket, one subscriber): round-trip latency and messages/s, and
    the server's CPU time per message.
 
+With ``--rounds R`` every server is measured R times, in turn (the order rotating from one
+round to the next, so a machine that slows down or speeds up weighs on all of them alike), and
+each figure is the median of its rounds; each round's broadcast time is listed below the table.
+
 The apps are app_evserver.py, app_gevent.py and app_uwsgi.py (the same routes). The peers live
 in benchmarks/.venv-websocket (created on first use). Prints a Markdown table with ratios
 against evserver on io_uring; ``--out FILE`` writes it too.
@@ -35,6 +39,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -184,6 +189,17 @@ def measure(name: str, a: argparse.Namespace) -> dict:
     }
 
 
+def median_row(rounds: list[dict]) -> dict:
+    """One server's figures over its rounds: the median of each, and the rounds' broadcast
+    times."""
+    row = {"server": rounds[0]["server"]}
+    for key, value in rounds[0].items():
+        if isinstance(value, (int, float)):
+            row[key] = statistics.median(r[key] for r in rounds)
+    row["broadcast_rounds"] = [r["broadcast_last_p50_ms"] for r in rounds]
+    return row
+
+
 def table(rows: list[dict], a: argparse.Namespace) -> str:
     base = next((r for r in rows if r["server"] == BASELINE), rows[0])
 
@@ -195,7 +211,8 @@ def table(rows: list[dict], a: argparse.Namespace) -> str:
             f"WebSocket benchmark, {datetime.date.today()}, {platform.node()}, "
             f"kernel {platform.release()}, Python {platform.python_version()}; one worker each, "
             f"server on CPU {a.server_cpu}, evserver bench on CPU {a.client_cpu}; {a.clients} "
-            f"WebSockets, a broadcast every 0.5 s for {a.duration} s; echo at {a.echo_rate}/s."
+            f"WebSockets, a broadcast every 0.5 s for {a.duration} s; echo at {a.echo_rate}/s"
+            + (f"; medians of {a.rounds} rounds, servers in turn." if a.rounds > 1 else ".")
         ),
         "",
         (
@@ -216,6 +233,13 @@ def table(rows: list[dict], a: argparse.Namespace) -> str:
             f"| {r['echo_p50_us']:.0f} / {r['echo_p99_us']:.0f} | {r['echo_per_sec']:.0f} "
             f"| {r['echo_cpu_us']:.1f} | {ratio(r, 'echo_cpu_us')} |"
         )
+    if a.rounds > 1:
+        lines.append("")
+        lines.append("Broadcast to all, last delivery p50 in each round (ms):")
+        lines.append("")
+        for r in rows:
+            times = ", ".join(f"{t:.1f}" for t in r["broadcast_rounds"])
+            lines.append(f"- {r['server']}: {times}")
     return "\n".join(lines) + "\n"
 
 
@@ -228,17 +252,21 @@ def main() -> None:
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--no-install", action="store_true")
+    p.add_argument("--rounds", type=int, default=1, help="times each server is measured")
     p.add_argument("--out", type=Path)
     a = p.parse_args()
     names = [s for s in a.servers.split(",") if s]
     if any(not n.startswith("evserver-") for n in names):
         ensure_venv(not a.no_install)
     comet.raise_fd_limit(a.clients * 3 + 1000)
-    rows = []
-    for name in names:
-        log(f"{name}: {a.clients} WebSockets, broadcast, echo")
-        rows.append(measure(name, a))
-        log(json.dumps(rows[-1]))
+    measured: dict[str, list[dict]] = {name: [] for name in names}
+    for round_ in range(a.rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            log(f"{name}, round {round_ + 1}: {a.clients} WebSockets, broadcast, echo")
+            measured[name].append(measure(name, a))
+            log(json.dumps(measured[name][-1]))
+    rows = [median_row(measured[name]) for name in names]
     text = table(rows, a)
     print(text)
     if a.out:
