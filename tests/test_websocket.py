@@ -87,6 +87,13 @@ def read_frame(sock: socket.socket) -> tuple[int, bytes]:
     return b0 & 0x0F, exactly(n)
 
 
+def close_code(ws) -> int:
+    """Reads until the server closes the WebSocket; the code it closed with."""
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=10)
+    return closed.value.rcvd.code
+
+
 def raw_upgrade(server: Server, path: str, receive_buffer: int | None = None) -> socket.socket:
     """A raw WebSocket on ``path``; ``receive_buffer``: the client's SO_RCVBUF (a small one
     makes a slow reader, whose kernel takes little before the server must hold the rest)."""
@@ -129,17 +136,13 @@ def test_subprotocol_and_extra_headers(server):
 def test_the_end_of_the_iterable_closes_with_1000(server):
     with connect(url(server, "/end")) as ws:
         assert ws.recv(timeout=10) == "bye"
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=10)
-    assert closed.value.rcvd.code == 1000
+        assert close_code(ws) == 1000
 
 
 def test_an_exception_closes_with_1011_and_is_logged(server):
     with connect(url(server, "/fail")) as ws:
         assert ws.recv(timeout=10) == "about to fail"
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=10)
-    assert closed.value.rcvd.code == 1011
+        assert close_code(ws) == 1011
     server.wait_for_output(r"RuntimeError: the conversation failed on purpose")
 
 
@@ -148,9 +151,7 @@ def test_start_response_after_the_handshake_reraises_the_exception_it_is_given(s
     # still behaves as after any head: given exc_info, it re-raises.
     with connect(url(server, "/late-start")) as ws:
         assert ws.recv(timeout=10) == "re-raised: a failure after the handshake"
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=10)
-    assert closed.value.rcvd.code == 1000
+        assert close_code(ws) == 1000
 
 
 def test_the_peer_closing_ends_the_conversation_without_a_traceback(server):
@@ -212,9 +213,7 @@ def test_a_message_over_the_limit_closes_with_1009_and_one_at_it_passes(server):
         ws.send(b"x" * 100_000)
         assert len(ws.recv(timeout=10)) == 100_000
         ws.send(b"x" * 100_001)
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=10)
-    assert closed.value.rcvd.code == 1009
+        assert close_code(ws) == 1009
 
 
 def test_a_protocol_error_closes_with_1002(server):
@@ -295,10 +294,9 @@ def test_a_graceful_stop_closes_open_websockets_with_1001_before_its_timeout(ser
         ws.send("still")
         assert ws.recv(timeout=10) == "still"
         # ... and gets 1001 a second before the graceful timeout.
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=10)
+        code = close_code(ws)
         waited = time.monotonic() - stopped
-    assert closed.value.rcvd.code == 1001
+    assert code == 1001
     assert 1.5 <= waited <= 3.0, waited
     assert server.proc.wait(timeout=10) == 0
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 pub enum Frames {
     /// Encoded for this WebSocket alone; frames queued one after another share the buffer.
     Own(Vec<u8>),
-    /// One frame encoded once for many WebSockets (an uncompressed broadcast).
+    /// One frame encoded once for many WebSockets (an uncompressed broadcast): immutable, so
+    /// the threads and connections holding it never race.
     Shared(Arc<[u8]>),
 }
 
@@ -25,28 +26,22 @@ impl Frames {
 #[derive(Default)]
 pub struct Outbox {
     runs: Vec<Frames>,
-    len: usize,
 }
 
 impl Outbox {
-    /// Bytes queued.
+    /// Bytes queued (the loop takes the runs at every wake: there are few).
     pub fn len(&self) -> usize {
-        self.len
+        self.runs.iter().map(|run| run.bytes().len()).sum()
     }
 
     /// Appends what `encode` writes, `size_hint` bytes or so, after the frames queued.
     pub fn encode(&mut self, size_hint: usize, encode: impl FnOnce(&mut Vec<u8>)) {
         match self.runs.last_mut() {
-            Some(Frames::Own(buf)) => {
-                let before = buf.len();
-                encode(buf);
-                self.len += buf.len() - before;
-            }
+            Some(Frames::Own(buf)) => encode(buf),
             _ => {
                 let mut buf = Vec::with_capacity(size_hint);
                 encode(&mut buf);
                 if !buf.is_empty() {
-                    self.len += buf.len();
                     self.push(Frames::Own(buf));
                 }
             }
@@ -55,7 +50,6 @@ impl Outbox {
 
     /// Appends a frame shared with other WebSockets.
     pub fn push_shared(&mut self, frame: Arc<[u8]>) {
-        self.len += frame.len();
         self.push(Frames::Shared(frame));
     }
 
@@ -69,7 +63,6 @@ impl Outbox {
 
     /// Takes every frame queued, leaving the outbox empty and holding no memory.
     pub fn take(&mut self) -> Vec<Frames> {
-        self.len = 0;
         std::mem::take(&mut self.runs)
     }
 

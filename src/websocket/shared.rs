@@ -121,10 +121,16 @@ impl WsShared {
     /// Queues a text or binary message.
     pub fn send(&self, text: bool, data: &[u8]) -> Result<(), SendError> {
         let mut inner = self.lock_for_sending()?;
-        self.queue(&mut inner, data.len() + MAX_HEADER, |w, out| {
+        self.queue_message(&mut inner, text, data);
+        Ok(())
+    }
+
+    /// Encodes a message with this WebSocket's writer (compressing it if agreed) into the
+    /// outbox.
+    fn queue_message(&self, inner: &mut Inner, text: bool, data: &[u8]) {
+        self.queue(inner, data.len() + MAX_HEADER, |w, out| {
             w.message(out, text, data)
         });
-        Ok(())
     }
 
     /// The state, if a message may be queued now: the WebSocket is open and its client not
@@ -158,9 +164,7 @@ impl WsShared {
                 continue;
             };
             if inner.writer.compresses() {
-                ws.queue(&mut inner, data.len() + MAX_HEADER, |w, out| {
-                    w.message(out, text, data)
-                });
+                ws.queue_message(&mut inner, text, data);
             } else {
                 let frame = frame.get_or_insert_with(|| {
                     let mut buf = Vec::with_capacity(data.len() + MAX_HEADER);
