@@ -22,21 +22,32 @@ impl Frames {
     }
 }
 
-/// The queued frames.
+/// The frames a taken outbox hands over, in order.
+pub type Taken = std::iter::Chain<std::option::IntoIter<Frames>, std::vec::IntoIter<Frames>>;
+
+/// The queued frames. The first run is kept inline: it is most often the only one until the
+/// loop takes it (a message between two wakes of the loop), so queueing it and taking it
+/// allocate nothing.
 #[derive(Default)]
 pub struct Outbox {
-    runs: Vec<Frames>,
+    first: Option<Frames>,
+    /// The runs after the first, in order; empty while `first` is.
+    more: Vec<Frames>,
 }
 
 impl Outbox {
     /// Bytes queued (the loop takes the runs at every wake: there are few).
     pub fn len(&self) -> usize {
-        self.runs.iter().map(|run| run.bytes().len()).sum()
+        self.runs().map(|run| run.bytes().len()).sum()
+    }
+
+    fn runs(&self) -> impl Iterator<Item = &Frames> {
+        self.first.iter().chain(&self.more)
     }
 
     /// Appends what `encode` writes, `size_hint` bytes or so, after the frames queued.
     pub fn encode(&mut self, size_hint: usize, encode: impl FnOnce(&mut Vec<u8>)) {
-        match self.runs.last_mut() {
+        match self.more.last_mut().or(self.first.as_mut()) {
             Some(Frames::Own(buf)) => encode(buf),
             _ => {
                 let mut buf = Vec::with_capacity(size_hint);
@@ -54,21 +65,23 @@ impl Outbox {
     }
 
     fn push(&mut self, frames: Frames) {
-        if self.runs.capacity() == 0 {
-            // Most often the only run until the loop takes it: room for just that.
-            self.runs.reserve_exact(1);
+        if self.first.is_none() {
+            self.first = Some(frames);
+        } else {
+            self.more.push(frames);
         }
-        self.runs.push(frames);
     }
 
     /// Takes every frame queued, leaving the outbox empty and holding no memory.
-    pub fn take(&mut self) -> Vec<Frames> {
-        std::mem::take(&mut self.runs)
+    pub fn take(&mut self) -> Taken {
+        let first = self.first.take();
+        first.into_iter().chain(std::mem::take(&mut self.more))
     }
 
     /// Drops what is queued, and the memory with it.
     pub fn clear(&mut self) {
-        self.take();
+        self.first = None;
+        self.more = Vec::new();
     }
 }
 
@@ -89,18 +102,18 @@ mod tests {
         outbox.push_shared(shared.clone());
         outbox.encode(4, |b| b.extend_from_slice(b"ef"));
         assert_eq!(outbox.len(), 8);
-        let runs = outbox.take();
+        let runs: Vec<Frames> = outbox.take().collect();
         assert_eq!(runs.len(), 3, "abcd, XY, ef");
         assert_eq!(flat(&runs), b"abcdXYef");
         assert_eq!(Arc::strong_count(&shared), 2);
         assert_eq!(outbox.len(), 0);
-        assert!(outbox.take().is_empty());
+        assert_eq!(outbox.take().count(), 0);
     }
 
     #[test]
     fn encoding_nothing_queues_nothing() {
         let mut outbox = Outbox::default();
         outbox.encode(16, |_| {});
-        assert!(outbox.take().is_empty());
+        assert_eq!(outbox.take().count(), 0);
     }
 }

@@ -160,7 +160,7 @@ pub fn broadcast(
     message: &Bound<'_, PyAny>,
 ) -> PyResult<usize> {
     let (text, payload) = message_of(message, "broadcast() sends")?;
-    let mut targets = Vec::new();
+    let mut targets = Vec::with_capacity(websockets.len().unwrap_or(0));
     for item in websockets.try_iter()? {
         let item = item?;
         let ws = item.cast::<WebSocket>().map_err(|_| {

@@ -2,8 +2,8 @@
 //! inbox of received messages with its readiness flag, the outbox of encoded frames, and how
 //! the conversation is closing.
 
-use super::hub::{ConnId, Hub};
-use super::outbox::{Frames, Outbox};
+use super::hub::{ConnId, Hub, MarkBatch};
+use super::outbox::{Outbox, Taken};
 use evserver_platform::notify::Notifier;
 use evserver_ws::frame::OpCode;
 use evserver_ws::{CloseCode, DeflateConfig, Writer};
@@ -158,6 +158,7 @@ impl WsShared {
     /// does not compress; one that agreed to permessage-deflate gets its own, compressed.
     pub fn send_to_all(targets: &[Arc<WsShared>], text: bool, data: &[u8]) -> usize {
         let mut frame: Option<Arc<[u8]>> = None;
+        let mut marks = MarkBatch::new();
         let mut sent = 0;
         for ws in targets {
             let Ok(mut inner) = ws.lock_for_sending() else {
@@ -172,7 +173,9 @@ impl WsShared {
                     Arc::from(buf)
                 });
                 inner.outbox.push_shared(frame.clone());
-                ws.mark(&mut inner);
+                if !std::mem::replace(&mut inner.marked, true) {
+                    marks.mark(&ws.hub, ws.id);
+                }
             }
             sent += 1;
         }
@@ -309,7 +312,7 @@ impl WsShared {
     }
 
     /// Takes the outbox's frames, in order.
-    pub fn take_outbox(&self) -> Vec<Frames> {
+    pub fn take_outbox(&self) -> Taken {
         let mut inner = self.lock();
         inner.marked = false;
         inner.outbox.take()

@@ -250,12 +250,13 @@ impl Worker {
         if ws.shared.overflowed() {
             return self.drop_overflowed(conn);
         }
-        let shared = ws.shared.clone();
-        for frames in shared.take_outbox() {
+        for frames in ws.shared.take_outbox() {
             conn.out.push_frames(frames);
         }
         self.start_send(slot, conn);
-        shared.note_socket_backlog(conn.out.unsent());
+        if let Some(ws) = conn.ws.as_ref() {
+            ws.note_socket_backlog(conn.out.unsent());
+        }
     }
 
     /// A client past `--websocket-max-queue`: its connection is shut down, and what is in
