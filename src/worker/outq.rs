@@ -448,6 +448,21 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_sending_one_frame_at_a_time_keeps_its_one_entry_segment_list() {
+        let mut q: OutQueue<Vec<u8>> = OutQueue::new();
+        for frame in [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()] {
+            let (ptr, len) = (frame.as_ptr(), frame.len());
+            q.push_borrowed(frame, ptr, len);
+            let op = q.start_flight().unwrap();
+            assert!(matches!(op, SendOp::Single(_, l) if l == len));
+            assert!(q.complete(len).is_none());
+            q.release_memory();
+            assert_eq!(q.pending.segments.capacity(), 1, "kept for the next frame");
+            assert_eq!(q.flight.segments.capacity(), 0);
+        }
+    }
+
+    #[test]
     fn borrowed_segments_are_gathered_in_order() {
         let mut q: OutQueue<Vec<u8>> = OutQueue::new();
         let big = vec![b'x'; 10];
